@@ -1,0 +1,128 @@
+# libdeadline - top-level Makefile.
+#
+#   make            build build/libdeadline.so, build/deadline
+#   make demo       build, then show a deadline firing on a real program
+#   make test       unit + integration tests, then the same under ASan/UBSan
+#   make bench      benchmarks (ratios against native, same launch)
+#   make install    PREFIX=/usr/local DESTDIR=
+#
+# Every variable below can be overridden on the command line.
+
+CC       ?= gcc
+PREFIX   ?= /usr/local
+LIBDIR   ?= $(PREFIX)/lib
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+DESTDIR  ?=
+BUILD    ?= build
+SAN      ?=
+JOBS     ?= 4
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wpointer-arith -Wformat=2
+HARDEN   := -fstack-protector-strong -D_FORTIFY_SOURCE=2
+OPT      ?= -O2 -g
+CFLAGS   ?=
+BASE_CFLAGS = -std=gnu11 $(OPT) $(WARN) $(HARDEN) -fPIC -D_GNU_SOURCE \
+              -Ishim $(SANFLAGS) $(CFLAGS)
+LDHARDEN := -Wl,-z,relro,-z,now,-z,noexecstack
+LIBS     := -lconfig -ldl -lpthread
+
+ifeq ($(SAN),asan)
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined
+HARDEN   := -fstack-protector-strong
+endif
+
+# Policy: plain C, no interposition; unit tests link it directly.
+CORE_MODS  := policy conn dlheap
+# Interposition layer and engine.
+SHIM_MODS  := real fdtab log engine wrap_socket wrap_io wrap_fd wrap_wait \
+              wrap_signal
+
+CORE_OBJS  := $(CORE_MODS:%=$(BUILD)/obj/%.o)
+SHIM_OBJS  := $(SHIM_MODS:%=$(BUILD)/obj/%.o)
+CORE_LIB   := $(BUILD)/libdlcore.a
+SHIM_LIB   := $(BUILD)/libdeadline.so
+
+UNIT_SRCS  := $(wildcard tests/unit/*.c)
+INTEG_SRCS := $(wildcard tests/integration/*.c)
+HELPER_SRCS:= $(wildcard tests/helpers/*.c)
+HELPERS    := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/helpers/%)
+UNIT_BIN   := $(BUILD)/tests/unit
+INTEG_BIN  := $(BUILD)/tests/integration
+
+.PHONY: all deps test-deps test test-plain test-asan demo bench install \
+        uninstall clean
+.DEFAULT_GOAL := all
+
+TOOL_BINS  := $(if $(wildcard tools/deadline.c),$(BUILD)/deadline)
+
+all: deps $(SHIM_LIB) $(TOOL_BINS)
+
+deps:
+	@tools/ensure-deps build
+
+test-deps:
+	@tools/ensure-deps test
+
+$(BUILD)/obj/%.o: shim/%.c $(wildcard shim/*.h) | $(BUILD)/obj
+	$(CC) $(BASE_CFLAGS) -fvisibility=hidden -c -o $@ $<
+
+$(CORE_LIB): $(CORE_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(SHIM_LIB): $(SHIM_OBJS) $(CORE_LIB)
+	$(CC) $(BASE_CFLAGS) -shared -Wl,-soname,libdeadline.so $(LDHARDEN) \
+	    -o $@ $(SHIM_OBJS) $(CORE_LIB) $(LIBS)
+
+$(BUILD)/deadline: tools/deadline.c $(CORE_LIB) | $(BUILD)
+	$(CC) $(BASE_CFLAGS) $(LDHARDEN) -o $@ $< $(CORE_LIB) $(LIBS)
+
+$(BUILD)/helpers/%: tests/helpers/%.c tests/helpers/helpers.h | $(BUILD)/helpers
+	$(CC) $(BASE_CFLAGS) $(LDHARDEN) -Wno-missing-prototypes -o $@ $< -lpthread
+
+$(UNIT_BIN): $(UNIT_SRCS) $(CORE_LIB) | $(BUILD)/tests
+	$(CC) $(BASE_CFLAGS) -Wno-missing-prototypes -o $@ $(UNIT_SRCS) \
+	    $(CORE_LIB) -lcriterion $(LIBS)
+
+$(INTEG_BIN): $(INTEG_SRCS) tests/integration/harness.h | $(BUILD)/tests
+	$(CC) $(BASE_CFLAGS) -Wno-missing-prototypes -o $@ \
+	    $(filter %.c,$^) -lcriterion -lpthread
+
+$(BUILD) $(BUILD)/obj $(BUILD)/tests $(BUILD)/helpers:
+	mkdir -p $@
+
+# make test: the plain build, then the ASan/UBSan build, each through the
+# same runner; the runner prints one closing "N passed, M failed" line.
+test: test-deps
+	@tools/run-tests
+
+test-plain: test-deps all $(UNIT_BIN) $(INTEG_BIN) $(HELPERS)
+	BUILD=$(BUILD) SAN=$(SAN) JOBS=$(JOBS) tests/run-suite
+
+test-asan:
+	$(MAKE) BUILD=build/asan SAN=asan test-plain
+
+demo: all $(HELPERS)
+	@BUILD=$(BUILD) tools/demo
+
+bench: all $(HELPERS)
+	@tools/ensure-deps bench
+	@BUILD=$(BUILD) tools/bench
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	install -m 0644 $(SHIM_LIB) $(DESTDIR)$(LIBDIR)/libdeadline.so
+	install -m 0755 $(BUILD)/deadline $(DESTDIR)$(BINDIR)/deadline
+	install -m 0644 docs/deadline.1 $(DESTDIR)$(MANDIR)/man1/deadline.1
+	install -m 0644 docs/libdeadline.7 $(DESTDIR)$(MANDIR)/man7/libdeadline.7
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libdeadline.so $(DESTDIR)$(BINDIR)/deadline \
+	    $(DESTDIR)$(MANDIR)/man1/deadline.1 \
+	    $(DESTDIR)$(MANDIR)/man7/libdeadline.7
+
+clean:
+	rm -rf build

@@ -1,0 +1,84 @@
+/* conn.h - per-connection deadline state and its transitions.
+ *
+ * Plain C: the engine feeds events (connect, bytes moved, would-block) and
+ * a clock; these functions decide which deadlines are armed.  No syscalls,
+ * no locks: fields touched from several threads are relaxed atomics, and a
+ * racing update can only leave a deadline slightly stale, never corrupt.
+ */
+#ifndef DL_CONN_H
+#define DL_CONN_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "policy.h"
+
+/* State bits (dl_conn.st). */
+enum {
+	CONN_SOCK = 1u << 0,       /* created by socket() as TCP (v4/v6) */
+	CONN_TRACKED = 1u << 1,    /* deadlines apply */
+	CONN_INBOUND = 1u << 2,    /* accepted: roles mirror */
+	CONN_CONNECTING = 1u << 3, /* connect() started, not yet established */
+	CONN_EXPIRED = 1u << 4,    /* torn down: I/O fails until close() */
+	CONN_TURN_WROTE = 1u << 5, /* last data moved was written */
+	CONN_TURN_READ = 1u << 6,  /* last data moved was read */
+	CONN_NONBLOCK = 1u << 7,   /* the program asked for O_NONBLOCK (hint) */
+	CONN_PH_SHIFT = 8,         /* expired phase, 3 bits */
+	CONN_PH_MASK = 7u << 8,
+};
+
+/* One entry per fd number; 64 bytes. */
+struct dl_conn {
+	_Atomic uint32_t st;
+	uint32_t gen;          /* bumped whenever the fd number is reused */
+	int32_t heap_idx;      /* position in the deadline heap, -1 if absent */
+	uint16_t rule;         /* index of the limits in force */
+	uint16_t xerrno;       /* errno to report at expiry */
+	_Atomic int64_t dl[DL_PH_COUNT]; /* absolute deadlines, ns; 0 = off */
+	uint64_t ino;          /* socket inode, to recognise a reused number */
+	uint32_t rcvtimeo_ms;  /* the program's SO_RCVTIMEO, 0 = none */
+	uint32_t sndtimeo_ms;  /* the program's SO_SNDTIMEO, 0 = none */
+};
+
+typedef int64_t (*conn_clock_fn)(void);
+
+/* conn_start - arm the deadlines that begin when a connection starts:
+ * connect (outbound, when connecting), request, and for inbound sockets the
+ * first byte of the client's request.  Sets CONN_TRACKED. */
+void conn_start(struct dl_conn *c, const struct dl_limits *l, int inbound,
+		int connecting, int64_t now);
+
+/* conn_connected - the handshake finished: the connect deadline is met. */
+void conn_connected(struct dl_conn *c);
+
+/* conn_on_write / conn_on_read - n bytes moved (n > 0).  Track the request
+ * turn (write-after-read starts a new outbound request; read-after-write a
+ * new inbound one), disarm idle, arm or disarm first-byte.  The clock is
+ * read only when a deadline has to be computed.  Return 1 when the
+ * earliest deadline may have moved earlier (the caller re-files it), else 0.
+ */
+int conn_on_write(struct dl_conn *c, const struct dl_limits *l, ssize_t n,
+		  conn_clock_fn clock);
+int conn_on_read(struct dl_conn *c, const struct dl_limits *l, ssize_t n,
+		 conn_clock_fn clock);
+
+/* conn_on_wait - the program is about to wait on the socket (blocking call
+ * that would block, or EAGAIN handed to an event loop): arm idle if it is
+ * configured and not armed.  Returns 1 if a deadline was armed. */
+int conn_on_wait(struct dl_conn *c, const struct dl_limits *l, int64_t now);
+
+/* conn_deadline - earliest armed deadline (ns) and its phase; 0 if none. */
+int64_t conn_deadline(const struct dl_conn *c, enum dl_phase *phase);
+
+/* conn_expire - mark expired in phase ph; returns 0 if it already was. */
+int conn_expire(struct dl_conn *c, enum dl_phase ph);
+
+/* conn_expired_phase - the phase recorded by conn_expire. */
+enum dl_phase conn_expired_phase(const struct dl_conn *c);
+
+static inline uint32_t conn_state(const struct dl_conn *c)
+{
+	return __atomic_load_n(&c->st, __ATOMIC_ACQUIRE);
+}
+
+#endif

@@ -1,0 +1,1304 @@
+/* engine.c - deadline enforcement (see engine.h).
+ *
+ * How a tracked socket is driven
+ *   The open file is never left in O_NONBLOCK (stdio reads inside glibc,
+ *   dups and children share it): reads and writes use MSG_DONTWAIT, and
+ *   only connect() flips O_NONBLOCK for the one call.  When a call of a
+ *   blocking program would block, the calling thread waits in its own
+ *   private epoll set for the remaining time, then retries.
+ *
+ * Expiry
+ *   The connection is aborted with connect(AF_UNSPEC) (RST, fd stays valid,
+ *   every waiter in any thread wakes) or shutdown(SHUT_RDWR) (FIN), the fd
+ *   leaves the private epoll set, and I/O fails with ETIMEDOUT until the
+ *   program closes the fd.  The shim never closes a program's fd.
+ *
+ * Locking
+ *   One mutex (lk) guards the deadline heap and serialises teardown against
+ *   close(), so a number cannot be torn down after the program reused it.
+ *   The fast path (fd untracked, or data ready) takes no lock.
+ */
+#include "engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "dlheap.h"
+#include "log.h"
+#include "policy.h"
+#include "real.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+int engine_enabled_flag = -1; /* -1 not initialised, 0 off, 1 on */
+
+static struct {
+	int init_state; /* 0 none, 1 running, 2 done */
+	struct dl_limits limits[1]; /* rule 0: the environment */
+	int xerrno;
+	int teardown_fin;
+	pthread_mutex_t lk;
+	struct dlheap heap;
+	size_t armed; /* heap.n, readable without lk */
+	uint64_t norestart; /* signals whose handler lacks SA_RESTART */
+	pthread_key_t tls_key;
+	int tls_key_ok;
+} E = {
+	.xerrno = ETIMEDOUT,
+	.lk = PTHREAD_MUTEX_INITIALIZER,
+};
+
+/* ------------------------------------------------------------------------
+ * Clock, limits
+ */
+
+int64_t engine_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+static const struct dl_limits *limits_of(const struct dl_conn *c)
+{
+	(void)c;
+	return &E.limits[0];
+}
+
+/* ------------------------------------------------------------------------
+ * Private epoll sets: one per thread, registered so that fork and the
+ * program's close-everything calls can find them.
+ */
+
+#define MAX_PRIVATE 1024
+
+static int private_fds[MAX_PRIVATE] = { [0 ... MAX_PRIVATE - 1] = -1 };
+static int private_dead[MAX_PRIVATE]; /* the program closed that number */
+static int private_hi; /* slots in use are below this */
+
+struct tl_wait {
+	int epfd;
+	int slot;
+	uint64_t reg_tag; /* fd | gen << 32 of the live registration */
+	int reg_fd;
+	uint32_t reg_events;
+};
+
+static __thread struct tl_wait tw __attribute__((tls_model("initial-exec"))) =
+	{ -1, -1, 0, -1, 0 };
+
+static void private_release(struct tl_wait *t)
+{
+	if (t->epfd >= 0) {
+		pthread_mutex_lock(&E.lk);
+		if (t->slot >= 0 && private_fds[t->slot] == t->epfd &&
+		    !private_dead[t->slot])
+			REAL(close)(t->epfd);
+		if (t->slot >= 0) {
+			private_fds[t->slot] = -1;
+			private_dead[t->slot] = 0;
+		}
+		pthread_mutex_unlock(&E.lk);
+	}
+	t->epfd = -1;
+	t->slot = -1;
+	t->reg_fd = -1;
+	t->reg_tag = 0;
+}
+
+static void tls_destructor(void *p)
+{
+	(void)p;
+	private_release(&tw);
+}
+
+/* Returns the calling thread's epoll fd, creating it if needed; -1 with
+ * errno on failure. */
+static int private_epfd(void)
+{
+	int fd, slot = -1;
+
+	if (tw.epfd >= 0 && (tw.slot < 0 ||
+			     !__atomic_load_n(&private_dead[tw.slot],
+					      __ATOMIC_ACQUIRE)))
+		return tw.epfd;
+	if (tw.epfd >= 0) /* the program closed our number: forget it */
+		private_release(&tw);
+	fd = epoll_create1(EPOLL_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	pthread_mutex_lock(&E.lk);
+	for (int i = 0; i < MAX_PRIVATE; i++)
+		if (private_fds[i] < 0) {
+			private_fds[i] = fd;
+			private_dead[i] = 0;
+			slot = i;
+			if (i >= private_hi)
+				__atomic_store_n(&private_hi, i + 1,
+						 __ATOMIC_RELEASE);
+			break;
+		}
+	pthread_mutex_unlock(&E.lk);
+	tw.epfd = fd;
+	tw.slot = slot;
+	tw.reg_fd = -1;
+	tw.reg_tag = 0;
+	if (E.tls_key_ok)
+		pthread_setspecific(E.tls_key, &tw);
+	return fd;
+}
+
+/* The program closed/replaced fd: if it was one of ours, never use that
+ * number again (its owner thread makes a new set on its next wait). */
+static void private_forget(int fd)
+{
+	int hi = __atomic_load_n(&private_hi, __ATOMIC_ACQUIRE), hit = 0;
+
+	/* Lock-free look first: close() of ordinary files must stay cheap. */
+	for (int i = 0; i < hi; i++)
+		if (__atomic_load_n(&private_fds[i], __ATOMIC_RELAXED) == fd)
+			hit = 1;
+	if (hit) {
+		pthread_mutex_lock(&E.lk);
+		for (int i = 0; i < hi; i++)
+			if (private_fds[i] == fd)
+				__atomic_store_n(&private_dead[i], 1,
+						 __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&E.lk);
+	}
+	if (tw.epfd == fd) {
+		tw.epfd = -1;
+		tw.reg_fd = -1;
+	}
+	dl_log_forget_fd(fd);
+}
+
+/* ------------------------------------------------------------------------
+ * Initialisation and fork
+ */
+
+static void warn_cb(const char *msg)
+{
+	dl_log_warn("%s", msg);
+}
+
+static const char *env_get(const char *name)
+{
+	return secure_getenv(name);
+}
+
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&E.lk);
+}
+
+static void atfork_parent(void)
+{
+	pthread_mutex_unlock(&E.lk);
+}
+
+static void atfork_child(void)
+{
+	/* The child shares the parent's epoll instances (and their interest
+	 * lists): drop every one of them, the child makes its own. */
+	for (int i = 0; i < MAX_PRIVATE; i++) {
+		if (private_fds[i] >= 0 && !private_dead[i])
+			REAL(close)(private_fds[i]);
+		private_fds[i] = -1;
+		private_dead[i] = 0;
+	}
+	tw.epfd = -1;
+	tw.slot = -1;
+	tw.reg_fd = -1;
+	tw.reg_tag = 0;
+	pthread_mutex_unlock(&E.lk);
+}
+
+void engine_init(void)
+{
+	int saved = errno;
+	int expect = 0;
+
+	if (!__atomic_compare_exchange_n(&E.init_state, &expect, 1, 0,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		/* Another thread is initialising: pass through until done. */
+		errno = saved;
+		return;
+	}
+	dl_real_bind();
+	dl_log_init();
+	policy_limits_from_env(&E.limits[0], env_get, warn_cb);
+	{
+		const char *td = secure_getenv("DEADLINE_TEARDOWN");
+		E.teardown_fin = td && strcmp(td, "close") == 0;
+	}
+	E.tls_key_ok = pthread_key_create(&E.tls_key, tls_destructor) == 0;
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	__atomic_store_n(&E.init_state, 2, __ATOMIC_RELEASE);
+	__atomic_store_n(&engine_enabled_flag,
+			 policy_limits_any(&E.limits[0]) ? 1 : 0,
+			 __ATOMIC_RELEASE);
+	errno = saved;
+}
+
+__attribute__((constructor(101))) static void engine_ctor(void)
+{
+	engine_init();
+}
+
+/* ------------------------------------------------------------------------
+ * The deadline heap
+ */
+
+static void heap_sync_locked(void)
+{
+	__atomic_store_n(&E.armed, E.heap.n, __ATOMIC_RELEASE);
+}
+
+/* File c under its earliest deadline (or take it out when none). */
+static void refile(int fd, struct dl_conn *c)
+{
+	int64_t dl = conn_deadline(c, 0);
+
+	pthread_mutex_lock(&E.lk);
+	if (!dl)
+		dlheap_remove(&E.heap, c);
+	else if (dlheap_update(&E.heap, c, fd, dl) < 0)
+		dl_log_warn("out of memory for the deadline heap; fd %d is "
+			    "only bounded in blocking calls", fd);
+	heap_sync_locked();
+	pthread_mutex_unlock(&E.lk);
+}
+
+int engine_armed(void)
+{
+	return __atomic_load_n(&E.armed, __ATOMIC_ACQUIRE) != 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Expiry
+ */
+
+static uint64_t inode_of(int fd)
+{
+	struct stat sb;
+
+	return fstat(fd, &sb) == 0 ? (uint64_t)sb.st_ino : 0;
+}
+
+static void format_peer(int fd, char *host, size_t hlen, int *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	struct dl_peer *p = fdtab_peer(fd);
+
+	*port = 0;
+	snprintf(host, hlen, "-");
+	/* The address connect() was given; else ask while still connected. */
+	if (p && p->addr.sin6_family)
+		memcpy(&ss, &p->addr, sizeof(p->addr));
+	else if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &a->sin_addr, host, (socklen_t)hlen);
+		*port = ntohs(a->sin_port);
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, (socklen_t)hlen);
+		*port = ntohs(a->sin6_port);
+	}
+}
+
+struct expiry {
+	int fd;
+	enum dl_phase ph;
+	uint32_t limit_ms;
+	int64_t elapsed_ns;
+	char host[64];
+	int port;
+};
+
+/* Abort fd's connection.  Caller holds lk and has marked c expired.
+ * Returns 0, or -1 when the number no longer holds the tracked socket. */
+static int teardown_locked(int fd, struct dl_conn *c, struct expiry *x)
+{
+	struct sockaddr unspec = { .sa_family = AF_UNSPEC };
+
+	if (c->ino && inode_of(fd) != c->ino)
+		return -1;
+	format_peer(fd, x->host, sizeof(x->host), &x->port);
+	if (E.teardown_fin)
+		REAL(shutdown)(fd, SHUT_RDWR);
+	else
+		REAL(connect)(fd, &unspec, sizeof(unspec));
+	/* Leave the private set of this thread; other threads' waits wake up
+	 * (the socket now reports HUP|ERR) and leave theirs. */
+	if (tw.reg_fd == fd) {
+		if (tw.epfd >= 0)
+			epoll_ctl(tw.epfd, EPOLL_CTL_DEL, fd, 0);
+		tw.reg_fd = -1;
+		tw.reg_tag = 0;
+	}
+	return 0;
+}
+
+static void log_expiry(const struct expiry *x)
+{
+	dl_log_event("event=deadline pid=%d fd=%d host=%s addr=%s port=%d "
+		     "rule=env phase=%s limit_ms=%u elapsed_ms=%lld",
+		     (int)getpid(), x->fd, x->host, x->host, x->port,
+		     policy_phase_name(x->ph), x->limit_ms,
+		     (long long)(x->elapsed_ns / 1000000));
+}
+
+/* If the connect phase is due but the handshake in fact completed (an
+ * event-loop program has not touched the socket since), it is met. */
+static int connect_done(int fd, struct dl_conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return 0;
+	conn_connected(c);
+	return 1;
+}
+
+/* Expire c if its deadline passed by now.  Caller holds lk.  Returns 1 and
+ * fills x when it tore the connection down. */
+static int expire_locked(int fd, struct dl_conn *c, int64_t now,
+			 struct expiry *x)
+{
+	enum dl_phase ph;
+	int64_t dl;
+
+	for (;;) {
+		dl = conn_deadline(c, &ph);
+		if (!dl) {
+			dlheap_remove(&E.heap, c);
+			heap_sync_locked();
+			return 0;
+		}
+		if (dl > now) {
+			if (c->heap_idx >= 0)
+				dlheap_update(&E.heap, c, fd, dl);
+			return 0;
+		}
+		if (ph == DL_PH_CONNECT && connect_done(fd, c))
+			continue;
+		break;
+	}
+	dlheap_remove(&E.heap, c);
+	heap_sync_locked();
+	if (!conn_expire(c, ph))
+		return 0; /* another thread got there first */
+	x->fd = fd;
+	x->ph = ph;
+	x->limit_ms = limits_of(c)->ms[ph];
+	x->elapsed_ns = now - (dl - (int64_t)x->limit_ms * 1000000ll);
+	if (teardown_locked(fd, c, x) < 0) {
+		fdtab_reset(c);
+		return 0;
+	}
+	return 1;
+}
+
+int64_t engine_expire_due(int64_t now)
+{
+	struct expiry xs[16];
+	int nx = 0, more = 1;
+	int64_t next = 0;
+
+	while (more) {
+		more = 0;
+		pthread_mutex_lock(&E.lk);
+		for (;;) {
+			const struct dlheap_node *top = dlheap_top(&E.heap);
+			struct dl_conn *c;
+			int fd;
+			int64_t dl;
+
+			if (!top) {
+				next = 0;
+				break;
+			}
+			if (top->key > now) {
+				next = top->key;
+				break;
+			}
+			c = top->c;
+			fd = top->fd;
+			dl = conn_deadline(c, 0);
+			if (!dl) {
+				dlheap_remove(&E.heap, c);
+				continue;
+			}
+			if (dl > now) { /* moved later: re-file lazily */
+				dlheap_update(&E.heap, c, fd, dl);
+				continue;
+			}
+			if (nx == 16) {
+				more = 1;
+				break;
+			}
+			/* Leaves c expired, out of the heap, or re-filed. */
+			if (expire_locked(fd, c, now, &xs[nx]))
+				nx++;
+		}
+		heap_sync_locked();
+		pthread_mutex_unlock(&E.lk);
+		for (int i = 0; i < nx; i++)
+			log_expiry(&xs[i]);
+		nx = 0;
+	}
+	return next;
+}
+
+/* Expire fd now (the caller saw its deadline pass).  Returns 1 if it is
+ * (now or already) expired. */
+static int expire_one(int fd, struct dl_conn *c, int64_t now)
+{
+	struct expiry x;
+	int done;
+
+	pthread_mutex_lock(&E.lk);
+	done = expire_locked(fd, c, now, &x);
+	pthread_mutex_unlock(&E.lk);
+	if (done)
+		log_expiry(&x);
+	return (conn_state(c) & CONN_EXPIRED) != 0;
+}
+
+/* The call the program made on an expired fd.  Verifies the number still
+ * holds the torn-down socket (glibc may have closed it internally, e.g.
+ * fclose on an fdopen'd socket) before failing. */
+static int expired_fail(int fd, struct dl_conn *c)
+{
+	int saved = errno;
+
+	if (c->ino && inode_of(fd) != c->ino) {
+		engine_on_close(fd);
+		errno = saved;
+		return 0; /* stale: the caller passes the call through */
+	}
+	errno = E.xerrno;
+	return 1;
+}
+
+int engine_fail_expired(int fd)
+{
+	struct dl_conn *c = fdtab_tracked(fd);
+
+	return c && (conn_state(c) & CONN_EXPIRED) && expired_fail(fd, c);
+}
+
+/* ------------------------------------------------------------------------
+ * Tracking
+ */
+
+static int sock_is_tcp(int fd)
+{
+	int v = 0, dom = 0;
+	socklen_t l = sizeof(v), dl = sizeof(dom);
+
+	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_TYPE, &v, &l) < 0 ||
+	    v != SOCK_STREAM)
+		return 0;
+	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) < 0)
+		return 0;
+	return dom == AF_INET || dom == AF_INET6;
+}
+
+void engine_on_socket(int fd, int domain, int type, int protocol)
+{
+	struct dl_conn *c;
+	int saved = errno;
+
+	engine_on_newfd(fd);
+	if ((domain != AF_INET && domain != AF_INET6) ||
+	    (type & 0xf) != SOCK_STREAM ||
+	    (protocol != 0 && protocol != IPPROTO_TCP &&
+	     protocol != 262 /* IPPROTO_MPTCP */))
+		return;
+	c = fdtab_get(fd);
+	if (c)
+		__atomic_store_n(&c->st,
+				 CONN_SOCK |
+					 ((type & SOCK_NONBLOCK) ? CONN_NONBLOCK : 0),
+				 __ATOMIC_RELEASE);
+	errno = saved;
+}
+
+void engine_on_newfd(int fd)
+{
+	struct dl_conn *c = fdtab_peek(fd);
+
+	if (c && (conn_state(c) || c->heap_idx >= 0))
+		engine_on_close(fd);
+}
+
+void engine_on_close(int fd)
+{
+	struct dl_conn *c = fdtab_peek(fd);
+	int saved = errno;
+
+	if (tw.reg_fd == fd) {
+		if (tw.epfd >= 0)
+			epoll_ctl(tw.epfd, EPOLL_CTL_DEL, fd, 0);
+		tw.reg_fd = -1;
+		tw.reg_tag = 0;
+	}
+	if (!c || (!conn_state(c) && c->heap_idx < 0)) {
+		/* Not a socket we know: maybe one of the shim's own fds. */
+		if (__atomic_load_n(&E.init_state, __ATOMIC_ACQUIRE) == 2)
+			private_forget(fd);
+		errno = saved;
+		return;
+	}
+	pthread_mutex_lock(&E.lk);
+	dlheap_remove(&E.heap, c);
+	heap_sync_locked();
+	fdtab_reset(c);
+	pthread_mutex_unlock(&E.lk);
+	if (fdtab_peer(fd))
+		fdtab_peer(fd)->addr.sin6_family = 0;
+	errno = saved;
+}
+
+void engine_on_dup(int oldfd, int newfd)
+{
+	struct dl_conn *o = fdtab_peek(oldfd), *n;
+	int saved = errno;
+
+	engine_on_newfd(newfd);
+	if (!o || !conn_state(o))
+		return;
+	n = fdtab_get(newfd);
+	if (!n)
+		return;
+	/* The copy shares the socket: same deadlines, expiring on its own
+	 * (expiry of either aborts the shared connection). */
+	for (int i = 0; i < DL_PH_COUNT; i++)
+		__atomic_store_n(&n->dl[i],
+				 __atomic_load_n(&o->dl[i], __ATOMIC_RELAXED),
+				 __ATOMIC_RELAXED);
+	n->rule = o->rule;
+	n->ino = o->ino;
+	*fdtab_peer(newfd) = *fdtab_peer(oldfd);
+	n->rcvtimeo_ms = o->rcvtimeo_ms;
+	n->sndtimeo_ms = o->sndtimeo_ms;
+	__atomic_store_n(&n->st, conn_state(o), __ATOMIC_RELEASE);
+	if (conn_deadline(n, 0))
+		refile(newfd, n);
+	errno = saved;
+}
+
+void engine_on_setfl(int fd, int nonblock)
+{
+	struct dl_conn *c = fdtab_peek(fd);
+	uint32_t old, nw;
+
+	if (!c || !conn_state(c))
+		return;
+	old = conn_state(c);
+	do
+		nw = nonblock ? (old | CONN_NONBLOCK) : (old & ~CONN_NONBLOCK);
+	while (nw != old &&
+	       !__atomic_compare_exchange_n(&c->st, &old, nw, 1,
+					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+}
+
+static uint32_t timeval_ms(const void *val, socklen_t len)
+{
+	const struct timeval *tv = val;
+	uint64_t ms;
+
+	if (!val || len < sizeof(*tv) || tv->tv_sec < 0 || tv->tv_usec < 0)
+		return 0;
+	ms = (uint64_t)tv->tv_sec * 1000u + ((uint64_t)tv->tv_usec + 999u) / 1000u;
+	return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+}
+
+void engine_on_sockopt(int fd, int level, int name, const void *val,
+		       socklen_t len)
+{
+	struct dl_conn *c;
+
+	if (level != SOL_SOCKET)
+		return;
+	if (name != SO_RCVTIMEO && name != SO_SNDTIMEO
+#ifdef SO_RCVTIMEO_NEW
+	    && name != SO_RCVTIMEO_NEW && name != SO_SNDTIMEO_NEW
+#endif
+	)
+		return;
+	c = fdtab_get(fd);
+	if (!c)
+		return;
+#ifdef SO_RCVTIMEO_NEW
+	if (name == SO_RCVTIMEO || name == SO_RCVTIMEO_NEW)
+#else
+	if (name == SO_RCVTIMEO)
+#endif
+		c->rcvtimeo_ms = timeval_ms(val, len);
+	else
+		c->sndtimeo_ms = timeval_ms(val, len);
+}
+
+void engine_on_accept(int lfd, int fd, int flags)
+{
+	struct dl_conn *l = fdtab_peek(lfd), *c;
+	const struct dl_limits *lim = &E.limits[0];
+	int saved = errno;
+
+	engine_on_newfd(fd);
+	if (!policy_limits_any(lim))
+		return;
+	if (!(l && (conn_state(l) & CONN_SOCK)) && !sock_is_tcp(fd)) {
+		errno = saved;
+		return;
+	}
+	c = fdtab_get(fd);
+	if (!c) {
+		errno = saved;
+		return;
+	}
+	__atomic_store_n(&c->st,
+			 CONN_SOCK | ((flags & SOCK_NONBLOCK) ? CONN_NONBLOCK : 0),
+			 __ATOMIC_RELEASE);
+	c->ino = inode_of(fd);
+	conn_start(c, lim, 1, 0, engine_now());
+	refile(fd, c);
+	errno = saved;
+}
+
+/* Does the program see fd as non-blocking?  Trusts what the shim saw the
+ * program set; otherwise asks the kernel (only on the would-block path). */
+static int app_nonblocking(int fd, struct dl_conn *c, int *flp)
+{
+	int fl;
+
+	if (conn_state(c) & CONN_NONBLOCK)
+		return 1;
+	fl = REAL(fcntl64)(fd, F_GETFL);
+	if (flp)
+		*flp = fl;
+	if (fl >= 0 && (fl & O_NONBLOCK)) {
+		engine_on_setfl(fd, 1);
+		return 1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Signals: a blocking socket call interrupted by a handler installed with
+ * SA_RESTART is restarted by the kernel; our private wait never is, so we
+ * restart it ourselves when every installed handler asks for it.
+ */
+
+void engine_on_sigaction(int sig, int restart)
+{
+	uint64_t bit;
+
+	if (sig <= 0 || sig > 64)
+		return;
+	bit = 1ull << (sig - 1);
+	if (restart == 0)
+		__atomic_fetch_or(&E.norestart, bit, __ATOMIC_RELAXED);
+	else
+		__atomic_fetch_and(&E.norestart, ~bit, __ATOMIC_RELAXED);
+}
+
+static int restart_after_signal(void)
+{
+	return __atomic_load_n(&E.norestart, __ATOMIC_RELAXED) == 0;
+}
+
+/* ------------------------------------------------------------------------
+ * The private wait
+ */
+
+enum wait_result {
+	W_READY = 0,
+	W_EXPIRED, /* torn down; errno is the expiry errno */
+	W_APP_TIMEOUT, /* the program's own SO_RCVTIMEO/SO_SNDTIMEO */
+	W_INTR,
+	W_ERROR, /* errno set */
+};
+
+/* The fd expired: it leaves this thread's private set (EPOLL_CTL_DEL). */
+static enum wait_result wait_expired(int fd)
+{
+	if (tw.reg_fd == fd) {
+		epoll_ctl(tw.epfd, EPOLL_CTL_DEL, fd, 0);
+		tw.reg_fd = -1;
+		tw.reg_tag = 0;
+	}
+	errno = E.xerrno;
+	return W_EXPIRED;
+}
+
+static int to_epoll_ms(int64_t ns)
+{
+	int64_t ms = (ns + 999999) / 1000000;
+
+	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+/* Wait in the private epoll set for events on fd, bounded by c's
+ * deadlines and by app_ms (the program's own socket timeout, 0 = none).
+ * Registration persists between waits of the same thread on the same fd,
+ * so a blocking ping-pong costs one epoll_wait per round trip. */
+static enum wait_result private_wait(int fd, struct dl_conn *c,
+				     uint32_t events, uint32_t app_ms)
+{
+	uint64_t tag = (uint64_t)(uint32_t)fd | ((uint64_t)c->gen << 32);
+	int64_t now = engine_now();
+	int64_t app_dl = app_ms ? now + (int64_t)app_ms * 1000000ll : 0;
+	struct epoll_event ev;
+	int epfd;
+
+	if (conn_on_wait(c, limits_of(c), now))
+		refile(fd, c);
+	epfd = private_epfd();
+	if (epfd < 0)
+		return W_ERROR;
+	if (tw.reg_tag != tag || tw.reg_events != events) {
+		ev.events = events;
+		ev.data.u64 = tag;
+		if (tw.reg_fd == fd && tw.reg_tag == tag) {
+			if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+				return W_ERROR;
+		} else {
+			if (tw.reg_fd >= 0)
+				epoll_ctl(epfd, EPOLL_CTL_DEL, tw.reg_fd, 0);
+			tw.reg_fd = -1;
+			if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+				if (errno != EEXIST ||
+				    epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+					return W_ERROR;
+			}
+		}
+		tw.reg_fd = fd;
+		tw.reg_tag = tag;
+		tw.reg_events = events;
+	}
+
+	for (;;) {
+		int64_t dl, until;
+		int n;
+
+		if (conn_state(c) & CONN_EXPIRED)
+			return wait_expired(fd);
+		dl = conn_deadline(c, 0);
+		if (dl && now >= dl) {
+			if (expire_one(fd, c, now))
+				return wait_expired(fd);
+			if (!(conn_state(c) & CONN_TRACKED))
+				return W_READY; /* the number was reused */
+			dl = conn_deadline(c, 0); /* e.g. connect was done */
+		}
+		if (app_dl && now >= app_dl)
+			return W_APP_TIMEOUT;
+		until = dl;
+		if (app_dl && (!until || app_dl < until))
+			until = app_dl;
+		n = epoll_wait(epfd, &ev, 1, until ? to_epoll_ms(until - now) : -1);
+		if (n < 0) {
+			if (errno != EINTR)
+				return W_ERROR;
+			/* The kernel restarts a blocking socket call after an
+			 * SA_RESTART handler, unless the socket has a timeout
+			 * (signal(7)); so do we. */
+			if (app_ms || !restart_after_signal())
+				return W_INTR;
+		} else if (n == 1 && ev.data.u64 != tag) {
+			/* A registration the program's close left behind:
+			 * start a clean set. */
+			private_release(&tw);
+			return private_wait(fd, c, events, app_ms);
+		} else if (n == 1) {
+			if (conn_state(c) & CONN_EXPIRED)
+				return wait_expired(fd);
+			return W_READY;
+		}
+		now = engine_now();
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * connect
+ */
+
+static int connect_wait(int fd, struct dl_conn *c)
+{
+	for (;;) {
+		int err = 0;
+		socklen_t el = sizeof(err);
+
+		switch (private_wait(fd, c, EPOLLOUT, c->sndtimeo_ms)) {
+		case W_READY:
+			break;
+		case W_EXPIRED:
+			return -1;
+		case W_APP_TIMEOUT:
+			errno = EINPROGRESS; /* what the kernel says */
+			return -1;
+		case W_INTR:
+			errno = EINTR;
+			return -1;
+		case W_ERROR:
+			return -1;
+		}
+		if (REAL(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+			return -1;
+		if (err) {
+			engine_on_close(fd); /* failed: nothing left to bound */
+			errno = err;
+			return -1;
+		}
+		{
+			struct sockaddr_storage ss;
+			socklen_t sl = sizeof(ss);
+			if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+				continue; /* spurious wake-up: still in SYN */
+		}
+		conn_connected(c);
+		return 0;
+	}
+}
+
+int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	const struct dl_limits *lim = &E.limits[0];
+	struct dl_conn *c = fdtab_peek(fd);
+	uint32_t st = c ? conn_state(c) : 0;
+	int fl = -1, r, e, saved = errno;
+
+	if ((st & CONN_EXPIRED) && expired_fail(fd, c))
+		return -1;
+	if (!addr || len < sizeof(sa_family_t) ||
+	    (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)) {
+		r = REAL(connect)(fd, addr, len);
+		if (c && st && addr && addr->sa_family == AF_UNSPEC) {
+			e = errno;
+			engine_on_close(fd); /* the program dissolved it */
+			if (c && (st & CONN_SOCK)) {
+				__atomic_store_n(&c->st, st & (CONN_SOCK | CONN_NONBLOCK),
+						 __ATOMIC_RELEASE);
+			}
+			errno = e;
+		}
+		return r;
+	}
+	if ((st & CONN_TRACKED) && (st & CONN_CONNECTING)) {
+		/* A second connect() while the handshake runs. */
+		if (!app_nonblocking(fd, c, 0))
+			return connect_wait(fd, c);
+		r = REAL(connect)(fd, addr, len);
+		if (r == 0 || errno == EISCONN) {
+			e = errno;
+			conn_connected(c);
+			errno = e;
+		}
+		return r;
+	}
+	if ((st & CONN_TRACKED) || !policy_limits_any(lim))
+		return REAL(connect)(fd, addr, len);
+	if (!(st & CONN_SOCK)) {
+		if (!sock_is_tcp(fd)) {
+			errno = saved;
+			return REAL(connect)(fd, addr, len);
+		}
+		c = fdtab_get(fd);
+		if (!c) {
+			errno = saved;
+			return REAL(connect)(fd, addr, len);
+		}
+		__atomic_store_n(&c->st, CONN_SOCK, __ATOMIC_RELEASE);
+	}
+	c->ino = inode_of(fd);
+	{
+		struct dl_peer *p = fdtab_peer(fd);
+		size_t n = len < sizeof(p->addr) ? len : sizeof(p->addr);
+		memset(&p->addr, 0, sizeof(p->addr));
+		memcpy(&p->addr, addr, n);
+	}
+	conn_start(c, lim, 0, 1, engine_now());
+	refile(fd, c);
+	errno = saved;
+
+	if (app_nonblocking(fd, c, &fl)) {
+		r = REAL(connect)(fd, addr, len);
+		e = errno;
+		if (r == 0)
+			conn_connected(c);
+		else if (e != EINPROGRESS && e != EINTR)
+			engine_on_close(fd);
+		errno = e;
+		return r;
+	}
+	/* Blocking program: O_NONBLOCK for this one call only, restored
+	 * exactly as it was before anyone else can look. */
+	if (fl < 0 || REAL(fcntl64)(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		errno = saved;
+		return REAL(connect)(fd, addr, len);
+	}
+	r = REAL(connect)(fd, addr, len);
+	e = errno;
+	REAL(fcntl64)(fd, F_SETFL, fl);
+	if (r == 0) {
+		conn_connected(c);
+		errno = saved;
+		return 0;
+	}
+	if (e != EINPROGRESS) {
+		engine_on_close(fd);
+		errno = e;
+		return -1;
+	}
+	errno = saved;
+	return connect_wait(fd, c);
+}
+
+int engine_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+	struct dl_conn *c = fdtab_tracked(fd);
+
+	if (c && (conn_state(c) & CONN_EXPIRED) && level == SOL_SOCKET &&
+	    name == SO_ERROR && val && len && *len >= sizeof(int)) {
+		int saved = errno;
+		if (expired_fail(fd, c)) {
+			*(int *)val = E.xerrno;
+			*len = sizeof(int);
+			errno = saved;
+			return 0;
+		}
+		errno = saved;
+	}
+	return REAL(getsockopt)(fd, level, name, val, len);
+}
+
+/* ------------------------------------------------------------------------
+ * Reads and writes
+ */
+
+static int is_write_op(enum dl_op op)
+{
+	return op >= OP_WRITE;
+}
+
+/* The call exactly as the program made it. */
+static ssize_t io_real(int fd, const struct dl_io *io)
+{
+	switch (io->op) {
+	case OP_READ:
+		return REAL(read)(fd, io->buf, io->len);
+	case OP_READV:
+		return REAL(readv)(fd, io->iov, io->iovcnt);
+	case OP_RECV:
+		return REAL(recv)(fd, io->buf, io->len, io->flags);
+	case OP_RECVFROM:
+		return REAL(recvfrom)(fd, io->buf, io->len, io->flags, io->from,
+				      io->fromlen);
+	case OP_RECVMSG:
+		return REAL(recvmsg)(fd, io->msg, io->flags);
+	case OP_WRITE:
+		return REAL(write)(fd, io->buf, io->len);
+	case OP_WRITEV:
+		return REAL(writev)(fd, io->iov, io->iovcnt);
+	case OP_SEND:
+		return REAL(send)(fd, io->buf, io->len, io->flags);
+	case OP_SENDTO:
+		return REAL(sendto)(fd, io->buf, io->len, io->flags, io->to,
+				    io->tolen);
+	case OP_SENDMSG:
+		return REAL(sendmsg)(fd, io->msg, io->flags);
+	}
+	errno = EINVAL;
+	return -1;
+}
+
+/* One non-blocking attempt, skipping the first `done` bytes (a blocking
+ * write or MSG_WAITALL read resumes where the last attempt stopped). */
+static ssize_t io_attempt(int fd, const struct dl_io *io, size_t done)
+{
+	int fl = io->flags | MSG_DONTWAIT;
+	struct msghdr m;
+	struct iovec small[8], *iv = small;
+	const struct iovec *src;
+	int cnt, first = done == 0;
+	ssize_t r;
+
+	switch (io->op) {
+	case OP_READ:
+		return REAL(recv)(fd, (char *)io->buf + done, io->len - done,
+				  MSG_DONTWAIT);
+	case OP_RECV:
+		return REAL(recv)(fd, (char *)io->buf + done, io->len - done, fl);
+	case OP_RECVFROM:
+		return REAL(recvfrom)(fd, (char *)io->buf + done, io->len - done,
+				      fl, io->from, io->fromlen);
+	case OP_WRITE:
+		return REAL(send)(fd, (const char *)io->buf + done,
+				  io->len - done, MSG_DONTWAIT);
+	case OP_SEND:
+		return REAL(send)(fd, (const char *)io->buf + done,
+				  io->len - done, fl);
+	case OP_SENDTO:
+		return REAL(sendto)(fd, (const char *)io->buf + done,
+				    io->len - done, fl, io->to, io->tolen);
+	case OP_READV:
+	case OP_WRITEV:
+		memset(&m, 0, sizeof(m));
+		src = io->iov;
+		cnt = io->iovcnt;
+		fl = MSG_DONTWAIT;
+		break;
+	case OP_RECVMSG:
+	case OP_SENDMSG:
+		m = *io->msg;
+		src = m.msg_iov;
+		cnt = (int)m.msg_iovlen;
+		if (done) { /* ancillary data went with the first part */
+			m.msg_control = 0;
+			m.msg_controllen = 0;
+		}
+		break;
+	default:
+		errno = EINVAL;
+		return -1;
+	}
+	if (done) {
+		/* Skip what was transferred already. */
+		while (cnt > 0 && done >= src->iov_len) {
+			done -= src->iov_len;
+			src++;
+			cnt--;
+		}
+		if (cnt > (int)(sizeof(small) / sizeof(small[0]))) {
+			iv = malloc((size_t)cnt * sizeof(*iv));
+			if (!iv)
+				return -1;
+		}
+		for (int i = 0; i < cnt; i++)
+			iv[i] = src[i];
+		if (cnt) {
+			iv[0].iov_base = (char *)iv[0].iov_base + done;
+			iv[0].iov_len -= done;
+		}
+		src = iv;
+	}
+	m.msg_iov = (struct iovec *)src;
+	m.msg_iovlen = (size_t)cnt;
+	if (is_write_op(io->op))
+		r = REAL(sendmsg)(fd, &m, fl);
+	else {
+		r = REAL(recvmsg)(fd, &m, fl);
+		if (io->op == OP_RECVMSG && r >= 0 && first) {
+			io->msg->msg_flags = m.msg_flags;
+			io->msg->msg_namelen = m.msg_namelen;
+			io->msg->msg_controllen = m.msg_controllen;
+		}
+	}
+	if (iv != small) {
+		int e = errno;
+		free(iv);
+		errno = e;
+	}
+	return r;
+}
+
+static size_t io_total(const struct dl_io *io)
+{
+	const struct iovec *v;
+	size_t n, t = 0;
+
+	switch (io->op) {
+	case OP_READV:
+	case OP_WRITEV:
+		v = io->iov;
+		n = io->iovcnt > 0 ? (size_t)io->iovcnt : 0;
+		break;
+	case OP_RECVMSG:
+	case OP_SENDMSG:
+		v = io->msg->msg_iov;
+		n = io->msg->msg_iovlen;
+		break;
+	default:
+		return io->len;
+	}
+	for (size_t i = 0; i < n; i++)
+		t += v[i].iov_len;
+	return t;
+}
+
+static void note_moved(int fd, struct dl_conn *c, int wrote, ssize_t n)
+{
+	int earlier = wrote ? conn_on_write(c, limits_of(c), n, engine_now)
+			    : conn_on_read(c, limits_of(c), n, engine_now);
+
+	if (earlier)
+		refile(fd, c);
+}
+
+ssize_t engine_io(int fd, struct dl_io *io)
+{
+	struct dl_conn *c = fdtab_tracked(fd);
+	int wrote = is_write_op(io->op);
+	size_t want = 0, done = 0;
+	int keep_going; /* blocking semantics: all of it (writes, WAITALL) */
+	int saved = errno;
+	ssize_t r;
+
+	if (!c)
+		return io_real(fd, io);
+	if ((conn_state(c) & CONN_EXPIRED)) {
+		if (expired_fail(fd, c))
+			return -1;
+		return io_real(fd, io);
+	}
+	/* Nothing can fire during this call: the real call, untouched. */
+	if (!conn_deadline(c, 0) && !limits_of(c)->ms[DL_PH_IDLE]) {
+		r = io_real(fd, io);
+		if (r > 0) {
+			int e = errno;
+			note_moved(fd, c, wrote, r);
+			errno = e;
+		}
+		return r;
+	}
+	keep_going = wrote || ((io->flags & MSG_WAITALL) &&
+			       (io->op == OP_RECV || io->op == OP_RECVFROM ||
+				io->op == OP_RECVMSG));
+	if (conn_state(c) & CONN_NONBLOCK)
+		keep_going = 0; /* an event loop takes partial transfers */
+	if (keep_going)
+		want = io_total(io);
+
+	for (;;) {
+		enum wait_result w;
+
+		r = io_attempt(fd, io, done);
+		if (r >= 0) {
+			note_moved(fd, c, wrote, r);
+			done += (size_t)r;
+			if (!keep_going || r == 0 || done >= want ||
+			    (io->flags & MSG_DONTWAIT))
+				break;
+			continue;
+		}
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			if (errno == ENOTSOCK) { /* number reused behind us */
+				engine_on_close(fd);
+				errno = saved;
+				return io_real(fd, io);
+			}
+			if (done)
+				break;
+			return -1;
+		}
+		if ((io->flags & MSG_DONTWAIT) || app_nonblocking(fd, c, 0)) {
+			/* An event loop will wait for this fd: idle runs. */
+			if (conn_on_wait(c, limits_of(c), engine_now()))
+				refile(fd, c);
+			if (done)
+				break;
+			errno = EAGAIN;
+			return -1;
+		}
+		w = private_wait(fd, c, wrote ? EPOLLOUT : EPOLLIN,
+				 wrote ? c->sndtimeo_ms : c->rcvtimeo_ms);
+		if (w == W_READY)
+			continue;
+		if (w == W_EXPIRED)
+			return -1;
+		if (done)
+			break; /* partial transfer: report it, like the kernel */
+		if (w == W_APP_TIMEOUT)
+			errno = EAGAIN;
+		else if (w == W_INTR)
+			errno = EINTR;
+		return -1;
+	}
+	errno = saved;
+	return (ssize_t)done;
+}
+
+/* ------------------------------------------------------------------------
+ * close_range with the shim's own fds spared
+ */
+
+int engine_close_range(unsigned lo, unsigned hi, int flags)
+{
+	int spare[MAX_PRIVATE + 1], ns = 0, r = 0;
+	unsigned start = lo;
+	int saved = errno;
+
+	if (flags & CLOSE_RANGE_CLOEXEC)
+		return REAL(close_range) ? REAL(close_range)(lo, hi, flags)
+					 : (int)syscall(SYS_close_range, lo, hi,
+							flags);
+	/* Forget tracked sockets in the range. */
+	for (unsigned s = lo >> FDTAB_SLAB_SHIFT;
+	     s < FDTAB_MAX / FDTAB_SLAB && s <= (hi >> FDTAB_SLAB_SHIFT); s++) {
+		if (!__atomic_load_n(&fdtab_slabs[s], __ATOMIC_ACQUIRE))
+			continue;
+		for (unsigned i = 0; i < FDTAB_SLAB; i++) {
+			unsigned fd = (s << FDTAB_SLAB_SHIFT) | i;
+			if (fd >= lo && fd <= hi)
+				engine_on_newfd((int)fd);
+		}
+	}
+	pthread_mutex_lock(&E.lk);
+	for (int i = 0; i < MAX_PRIVATE; i++)
+		if (private_fds[i] >= 0 && !private_dead[i] &&
+		    (unsigned)private_fds[i] >= lo && (unsigned)private_fds[i] <= hi)
+			spare[ns++] = private_fds[i];
+	pthread_mutex_unlock(&E.lk);
+	if (dl_log_fd() > 2 && (unsigned)dl_log_fd() >= lo &&
+	    (unsigned)dl_log_fd() <= hi)
+		spare[ns++] = dl_log_fd();
+	/* Sort the few spared numbers and close the gaps between them. */
+	for (int i = 1; i < ns; i++)
+		for (int j = i; j > 0 && spare[j - 1] > spare[j]; j--) {
+			int t = spare[j];
+			spare[j] = spare[j - 1];
+			spare[j - 1] = t;
+		}
+	for (int i = 0; i <= ns && r == 0; i++) {
+		unsigned end = i < ns ? (unsigned)spare[i] : hi;
+		if (i < ns && (unsigned)spare[i] == start) {
+			start++;
+			continue;
+		}
+		if (i < ns)
+			end--;
+		if (start <= end && start <= hi)
+			r = REAL(close_range) ? REAL(close_range)(start, end, flags)
+					      : (int)syscall(SYS_close_range,
+							     start, end, flags);
+		if (i < ns)
+			start = (unsigned)spare[i] + 1;
+		if (i < ns && spare[i] == INT_MAX)
+			break;
+	}
+	if (r == 0)
+		errno = saved;
+	return r;
+}

@@ -1,0 +1,128 @@
+/* engine.h - deadline enforcement: the layer between the exported
+ * wrappers (wrap_*.c, one or two lines each) and the policy (conn.c,
+ * policy.c, dlheap.c).
+ *
+ * Conventions for every engine_* call made by a wrapper:
+ *  - the wrapper has already sent untracked fds to the real call, unless
+ *    the comment says the engine does it;
+ *  - return values and errno are exactly what the program is given;
+ *  - errno is preserved on every path that does not fail.
+ */
+#ifndef DL_ENGINE_H
+#define DL_ENGINE_H
+
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include "fdtab.h"
+
+extern int engine_enabled_flag;
+
+/* engine_init - read the environment, bind real symbols, install the
+ * fork handlers.  Idempotent, thread-safe, callable before constructors. */
+void engine_init(void);
+
+/* engine_enabled - nonzero when some deadline is configured.  Triggers
+ * initialisation on first use, so wrappers work before the constructor. */
+static inline int engine_enabled(void)
+{
+	int v = __atomic_load_n(&engine_enabled_flag, __ATOMIC_ACQUIRE);
+
+	if (__builtin_expect(v < 0, 0)) {
+		engine_init();
+		v = __atomic_load_n(&engine_enabled_flag, __ATOMIC_ACQUIRE);
+	}
+	return v > 0;
+}
+
+/* --- fd lifecycle ------------------------------------------------------ */
+
+/* A new socket: note whether deadlines can ever apply (TCP over v4/v6). */
+void engine_on_socket(int fd, int domain, int type, int protocol);
+/* A listening socket handed out fd: track it as inbound if TCP. */
+void engine_on_accept(int lfd, int fd, int flags);
+/* fd is a new number for something the shim knows nothing about. */
+void engine_on_newfd(int fd);
+/* newfd now refers to oldfd's file (dup family). */
+void engine_on_dup(int oldfd, int newfd);
+/* The program is about to close fd (close, dup2 target, close_range). */
+void engine_on_close(int fd);
+/* close_range/closefrom without CLOSE_RANGE_CLOEXEC: forget [lo, hi]
+ * and close it, sparing the shim's own fds.  Returns the real result. */
+int engine_close_range(unsigned lo, unsigned hi, int flags);
+/* The program changed O_NONBLOCK (fcntl F_SETFL or ioctl FIONBIO). */
+void engine_on_setfl(int fd, int nonblock);
+/* The program set SO_RCVTIMEO / SO_SNDTIMEO. */
+void engine_on_sockopt(int fd, int level, int name, const void *val,
+		       socklen_t len);
+
+/* --- calls with deadlines ---------------------------------------------- */
+
+int engine_connect(int fd, const struct sockaddr *addr, socklen_t len);
+
+/* engine_fail_expired - 1 with errno set when fd was torn down by a
+ * deadline (the call must fail), else 0 with errno untouched. */
+int engine_fail_expired(int fd);
+
+/* getsockopt on a tracked fd: SO_ERROR reports the expiry errno. */
+int engine_getsockopt(int fd, int level, int name, void *val,
+		      socklen_t *len);
+
+/* The I/O calls, by the name the program used. */
+enum dl_op {
+	OP_READ,
+	OP_READV,
+	OP_RECV,
+	OP_RECVFROM,
+	OP_RECVMSG,
+	OP_WRITE, /* first write-side op */
+	OP_WRITEV,
+	OP_SEND,
+	OP_SENDTO,
+	OP_SENDMSG,
+};
+
+struct dl_io {
+	enum dl_op op;
+	void *buf; /* read/recv/recvfrom; const for the write side */
+	size_t len;
+	int flags;
+	struct sockaddr *from;
+	socklen_t *fromlen;
+	const struct sockaddr *to;
+	socklen_t tolen;
+	const struct iovec *iov;
+	int iovcnt;
+	struct msghdr *msg;
+};
+
+/* engine_io - perform io on fd: the real call when untracked, else
+ * non-blocking attempts and waits in the private epoll set, bounded by the
+ * fd's deadlines. */
+ssize_t engine_io(int fd, struct dl_io *io);
+
+/* --- the program's own waits (wrap_wait.c) ----------------------------- */
+
+/* engine_armed - nonzero when some tracked fd has a deadline pending. */
+int engine_armed(void);
+
+/* engine_expire_due - tear down every connection whose deadline passed by
+ * now; returns the earliest remaining deadline (ns), 0 if none. */
+int64_t engine_expire_due(int64_t now);
+
+int64_t engine_now(void);
+
+/* --- signals (wrap_signal.c) -------------------------------------------- */
+
+/* Record whether sig's handler restarts interrupted calls (SA_RESTART);
+ * restart is -1 for SIG_DFL/SIG_IGN. */
+void engine_on_sigaction(int sig, int restart);
+
+#endif

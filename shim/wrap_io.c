@@ -1,0 +1,175 @@
+/* wrap_io.c - the read and write families, plain and fortified.
+ *
+ * An fd the shim does not track goes to the real function the program
+ * called, before anything else; tracked ones go through engine_io.
+ */
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "real.h"
+
+extern void __chk_fail(void) __attribute__((noreturn));
+
+/* ---- read side ------------------------------------------------------- */
+
+static ssize_t do_read(int fd, void *buf, size_t n)
+{
+	struct dl_io io = { .op = OP_READ, .buf = buf, .len = n };
+
+	if (!fdtab_tracked(fd))
+		return REAL(read)(fd, buf, n);
+	return engine_io(fd, &io);
+}
+
+DL_EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+	return do_read(fd, buf, n);
+}
+
+DL_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	if (n > buflen)
+		__chk_fail();
+	return do_read(fd, buf, n);
+}
+
+static ssize_t do_readv(int fd, const struct iovec *iov, int cnt)
+{
+	struct dl_io io = { .op = OP_READV, .iov = iov, .iovcnt = cnt };
+
+	if (!fdtab_tracked(fd))
+		return REAL(readv)(fd, iov, cnt);
+	return engine_io(fd, &io);
+}
+
+DL_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
+{
+	return do_readv(fd, iov, cnt);
+}
+
+static ssize_t do_recvfrom(int fd, void *buf, size_t n, int flags,
+			   struct sockaddr *from, socklen_t *fromlen, int plain)
+{
+	struct dl_io io = { .op = plain ? OP_RECV : OP_RECVFROM, .buf = buf,
+			    .len = n, .flags = flags, .from = from,
+			    .fromlen = fromlen };
+
+	if (!fdtab_tracked(fd))
+		return plain ? REAL(recv)(fd, buf, n, flags)
+			     : REAL(recvfrom)(fd, buf, n, flags, from, fromlen);
+	return engine_io(fd, &io);
+}
+
+DL_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+	return do_recvfrom(fd, buf, n, flags, 0, 0, 1);
+}
+
+DL_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen,
+			     int flags)
+{
+	if (n > buflen)
+		__chk_fail();
+	return do_recvfrom(fd, buf, n, flags, 0, 0, 1);
+}
+
+DL_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
+			   struct sockaddr *from, socklen_t *fromlen)
+{
+	return do_recvfrom(fd, buf, n, flags, from, fromlen, 0);
+}
+
+DL_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
+				 int flags, struct sockaddr *from,
+				 socklen_t *fromlen)
+{
+	if (n > buflen)
+		__chk_fail();
+	return do_recvfrom(fd, buf, n, flags, from, fromlen, 0);
+}
+
+static ssize_t do_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	struct dl_io io = { .op = OP_RECVMSG, .msg = msg, .flags = flags };
+
+	if (!fdtab_tracked(fd))
+		return REAL(recvmsg)(fd, msg, flags);
+	return engine_io(fd, &io);
+}
+
+DL_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	return do_recvmsg(fd, msg, flags);
+}
+
+/* ---- write side ------------------------------------------------------ */
+
+static ssize_t do_write(int fd, const void *buf, size_t n)
+{
+	struct dl_io io = { .op = OP_WRITE, .buf = (void *)buf, .len = n };
+
+	if (!fdtab_tracked(fd))
+		return REAL(write)(fd, buf, n);
+	return engine_io(fd, &io);
+}
+
+DL_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+	return do_write(fd, buf, n);
+}
+
+static ssize_t do_writev(int fd, const struct iovec *iov, int cnt)
+{
+	struct dl_io io = { .op = OP_WRITEV, .iov = iov, .iovcnt = cnt };
+
+	if (!fdtab_tracked(fd))
+		return REAL(writev)(fd, iov, cnt);
+	return engine_io(fd, &io);
+}
+
+DL_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
+{
+	return do_writev(fd, iov, cnt);
+}
+
+static ssize_t do_sendto(int fd, const void *buf, size_t n, int flags,
+			 const struct sockaddr *to, socklen_t tolen, int plain)
+{
+	struct dl_io io = { .op = plain ? OP_SEND : OP_SENDTO,
+			    .buf = (void *)buf, .len = n, .flags = flags,
+			    .to = to, .tolen = tolen };
+
+	if (!fdtab_tracked(fd))
+		return plain ? REAL(send)(fd, buf, n, flags)
+			     : REAL(sendto)(fd, buf, n, flags, to, tolen);
+	return engine_io(fd, &io);
+}
+
+DL_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+	return do_sendto(fd, buf, n, flags, 0, 0, 1);
+}
+
+DL_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
+			 const struct sockaddr *to, socklen_t tolen)
+{
+	return do_sendto(fd, buf, n, flags, to, tolen, 0);
+}
+
+static ssize_t do_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	struct dl_io io = { .op = OP_SENDMSG, .msg = (struct msghdr *)msg,
+			    .flags = flags };
+
+	if (!fdtab_tracked(fd))
+		return REAL(sendmsg)(fd, msg, flags);
+	return engine_io(fd, &io);
+}
+
+DL_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	return do_sendmsg(fd, msg, flags);
+}

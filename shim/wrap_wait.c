@@ -1,0 +1,303 @@
+/* wrap_wait.c - the program's own waits: poll, select, epoll.
+ *
+ * While some tracked socket has a deadline pending, a wait is cut into
+ * slices that end at the earliest deadline (found in O(1) at the top of
+ * the heap).  At each slice end the due connections are torn down, which
+ * makes them ready (HUP|ERR) in the very wait the program is in; then the
+ * wait resumes for what is left of the program's own timeout, so early
+ * internal wake-ups are never visible.  With nothing armed the real call
+ * runs untouched.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <poll.h>
+
+#include "engine.h"
+#include "real.h"
+
+extern void __chk_fail(void) __attribute__((noreturn));
+
+#define NS 1000000000ll
+
+/* How long the next slice may last: until the earliest deadline or the
+ * program's own end (app_end, 0 = none), whichever is first; -1 = no
+ * bound.  Tears down what is already due. */
+static int64_t slice_ns(int64_t app_end, int64_t now)
+{
+	int64_t next = engine_expire_due(now), until = next;
+
+	if (app_end && (!until || app_end < until))
+		until = app_end;
+	if (!until)
+		return -1;
+	return until > now ? until - now : 0;
+}
+
+static struct timespec *ns_ts(int64_t ns, struct timespec *ts)
+{
+	if (ns < 0)
+		return 0;
+	ts->tv_sec = ns / NS;
+	ts->tv_nsec = ns % NS;
+	return ts;
+}
+
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * NS + ts->tv_nsec;
+}
+
+/* ---- poll / ppoll ---------------------------------------------------- */
+
+/* app_ns: the program's timeout in ns, -1 for none. */
+static int poll_sliced(struct pollfd *fds, nfds_t n, int64_t app_ns,
+		       const sigset_t *mask)
+{
+	int64_t now = engine_now();
+	int64_t app_end = app_ns >= 0 ? now + app_ns : 0;
+
+	for (;;) {
+		struct timespec ts;
+		int r = REAL(ppoll)(fds, n, ns_ts(slice_ns(app_end, now), &ts),
+				    mask);
+
+		if (r != 0)
+			return r;
+		now = engine_now();
+		if (app_ns >= 0 && now >= app_end)
+			return 0;
+	}
+}
+
+static int do_poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	if (!engine_armed())
+		return REAL(poll)(fds, n, timeout);
+	return poll_sliced(fds, n, timeout < 0 ? -1 : (int64_t)timeout * 1000000,
+			   0);
+}
+
+DL_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	return do_poll(fds, n, timeout);
+}
+
+DL_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout,
+			 size_t fdslen)
+{
+	if (fdslen / sizeof(*fds) < n)
+		__chk_fail();
+	return do_poll(fds, n, timeout);
+}
+
+static int do_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+		    const sigset_t *mask)
+{
+	if (!engine_armed() || (tmo && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 ||
+					tmo->tv_nsec >= NS)))
+		return REAL(ppoll)(fds, n, tmo, mask);
+	return poll_sliced(fds, n, tmo ? ts_ns(tmo) : -1, mask);
+}
+
+DL_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+		    const sigset_t *mask)
+{
+	return do_ppoll(fds, n, tmo, mask);
+}
+
+DL_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n,
+			  const struct timespec *tmo, const sigset_t *mask,
+			  size_t fdslen)
+{
+	if (fdslen / sizeof(*fds) < n)
+		__chk_fail();
+	return do_ppoll(fds, n, tmo, mask);
+}
+
+/* ---- select / pselect ------------------------------------------------ */
+
+/* The kernel rewrites the sets; a resumed slice needs the originals. */
+struct fdsets {
+	fd_set r, w, e;
+};
+
+static void sets_save(struct fdsets *s, int nfds, fd_set *r, fd_set *w,
+		      fd_set *e)
+{
+	size_t bytes = ((size_t)nfds + 7) / 8;
+
+	if (bytes > sizeof(fd_set))
+		bytes = sizeof(fd_set);
+	if (r)
+		memcpy(&s->r, r, bytes);
+	if (w)
+		memcpy(&s->w, w, bytes);
+	if (e)
+		memcpy(&s->e, e, bytes);
+}
+
+static void sets_restore(const struct fdsets *s, int nfds, fd_set *r,
+			 fd_set *w, fd_set *e)
+{
+	size_t bytes = ((size_t)nfds + 7) / 8;
+
+	if (bytes > sizeof(fd_set))
+		bytes = sizeof(fd_set);
+	if (r)
+		memcpy(r, &s->r, bytes);
+	if (w)
+		memcpy(w, &s->w, bytes);
+	if (e)
+		memcpy(e, &s->e, bytes);
+}
+
+static int select_sliced(int nfds, fd_set *r, fd_set *w, fd_set *e,
+			 int64_t app_ns, const sigset_t *mask,
+			 int64_t *left_ns)
+{
+	int64_t now = engine_now();
+	int64_t app_end = app_ns >= 0 ? now + app_ns : 0;
+	struct fdsets saved;
+	int res;
+
+	sets_save(&saved, nfds, r, w, e);
+	for (;;) {
+		struct timespec ts;
+
+		res = REAL(pselect)(nfds, r, w, e,
+				    ns_ts(slice_ns(app_end, now), &ts), mask);
+		now = engine_now();
+		if (res != 0)
+			break;
+		if (app_ns >= 0 && now >= app_end)
+			break;
+		sets_restore(&saved, nfds, r, w, e);
+	}
+	if (left_ns)
+		*left_ns = app_ns >= 0 && app_end > now ? app_end - now : 0;
+	return res;
+}
+
+/* Sets wider than fd_set (nfds > FD_SETSIZE) cannot be saved: those waits
+ * run unsliced, as do invalid timeouts (the kernel reports them). */
+static int select_plain(int nfds, const struct timeval *tv)
+{
+	return !engine_armed() || nfds < 0 || nfds > FD_SETSIZE ||
+	       (tv && (tv->tv_sec < 0 || tv->tv_usec < 0 ||
+		       tv->tv_usec >= 1000000));
+}
+
+static int do_select(int nfds, fd_set *r, fd_set *w, fd_set *e,
+		     struct timeval *tv)
+{
+	int64_t left;
+	int res;
+
+	if (select_plain(nfds, tv))
+		return REAL(select)(nfds, r, w, e, tv);
+	res = select_sliced(nfds, r, w, e,
+			    tv ? (int64_t)tv->tv_sec * NS + tv->tv_usec * 1000ll
+			       : -1,
+			    0, &left);
+	if (tv) { /* Linux reports the time not slept */
+		int saved = errno;
+		tv->tv_sec = left / NS;
+		tv->tv_usec = (left % NS) / 1000;
+		errno = saved;
+	}
+	return res;
+}
+
+DL_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e,
+		     struct timeval *tv)
+{
+	return do_select(nfds, r, w, e, tv);
+}
+
+static int do_pselect(int nfds, fd_set *r, fd_set *w, fd_set *e,
+		      const struct timespec *ts, const sigset_t *mask)
+{
+	if (!engine_armed() || nfds < 0 || nfds > FD_SETSIZE ||
+	    (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= NS)))
+		return REAL(pselect)(nfds, r, w, e, ts, mask);
+	return select_sliced(nfds, r, w, e, ts ? ts_ns(ts) : -1, mask, 0);
+}
+
+DL_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e,
+		      const struct timespec *ts, const sigset_t *mask)
+{
+	return do_pselect(nfds, r, w, e, ts, mask);
+}
+
+/* ---- epoll ----------------------------------------------------------- */
+
+static int epoll_slice(int epfd, struct epoll_event *ev, int max,
+		       int64_t ns, const sigset_t *mask)
+{
+	struct timespec ts;
+
+	if (REAL(epoll_pwait2)) {
+		int r = REAL(epoll_pwait2)(epfd, ev, max, ns_ts(ns, &ts), mask);
+		if (r >= 0 || errno != ENOSYS)
+			return r;
+	}
+	return REAL(epoll_pwait)(epfd, ev, max,
+				 ns < 0 ? -1 : (int)((ns + 999999) / 1000000),
+				 mask);
+}
+
+static int epoll_sliced(int epfd, struct epoll_event *ev, int max,
+			int64_t app_ns, const sigset_t *mask)
+{
+	int64_t now = engine_now();
+	int64_t app_end = app_ns >= 0 ? now + app_ns : 0;
+
+	for (;;) {
+		int r = epoll_slice(epfd, ev, max, slice_ns(app_end, now), mask);
+
+		if (r != 0)
+			return r;
+		now = engine_now();
+		if (app_ns >= 0 && now >= app_end)
+			return 0;
+	}
+}
+
+static int do_epoll_pwait(int epfd, struct epoll_event *ev, int max,
+			  int timeout, const sigset_t *mask, int plain)
+{
+	if (!engine_armed() || max <= 0)
+		return plain ? REAL(epoll_wait)(epfd, ev, max, timeout)
+			     : REAL(epoll_pwait)(epfd, ev, max, timeout, mask);
+	return epoll_sliced(epfd, ev, max,
+			    timeout < 0 ? -1 : (int64_t)timeout * 1000000, mask);
+}
+
+DL_EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max,
+			 int timeout)
+{
+	return do_epoll_pwait(epfd, ev, max, timeout, 0, 1);
+}
+
+DL_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max,
+			  int timeout, const sigset_t *mask)
+{
+	return do_epoll_pwait(epfd, ev, max, timeout, mask, 0);
+}
+
+static int do_epoll_pwait2(int epfd, struct epoll_event *ev, int max,
+			   const struct timespec *tmo, const sigset_t *mask)
+{
+	if (!engine_armed() || max <= 0 ||
+	    (tmo && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 || tmo->tv_nsec >= NS)))
+		return REAL(epoll_pwait2)(epfd, ev, max, tmo, mask);
+	return epoll_sliced(epfd, ev, max, tmo ? ts_ns(tmo) : -1, mask);
+}
+
+DL_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max,
+			   const struct timespec *tmo, const sigset_t *mask)
+{
+	return do_epoll_pwait2(epfd, ev, max, tmo, mask);
+}
