@@ -104,7 +104,8 @@ test-plain: test-deps all $(UNIT_BIN) $(INTEG_BIN) $(HELPERS)
 test-asan:
 	$(MAKE) BUILD=build/asan SAN=asan test-plain
 
-demo: all $(HELPERS)
+demo: all
+	@tools/ensure-deps demo
 	@BUILD=$(BUILD) tools/demo
 
 bench: all $(HELPERS)
