@@ -33,7 +33,7 @@ struct dl_conn {
 	uint32_t gen;          /* bumped whenever the fd number is reused */
 	int32_t heap_idx;      /* position in the deadline heap, -1 if absent */
 	uint16_t rule;         /* index of the limits in force */
-	uint16_t xerrno;       /* errno to report at expiry */
+	_Atomic uint16_t waiters; /* threads in a private wait on this fd */
 	_Atomic int64_t dl[DL_PH_COUNT]; /* absolute deadlines, ns; 0 = off */
 	uint64_t ino;          /* socket inode, to recognise a reused number */
 	uint32_t rcvtimeo_ms;  /* the program's SO_RCVTIMEO, 0 = none */

@@ -187,6 +187,68 @@ static void private_forget(int fd)
 }
 
 /* ------------------------------------------------------------------------
+ * Orphans: the program closed an fd while one of its threads was blocked
+ * on it in the shim.  In the kernel that call holds a reference to the
+ * file, so the socket lives on until the call returns; the shim keeps the
+ * same promise with a private dup that the blocked call takes over.
+ */
+
+#define MAX_ORPHANS 64
+
+struct orphan {
+	struct dl_conn *c;
+	uint32_t gen;
+	int hold;
+	struct dl_conn snap; /* the deadlines as they were at close() */
+};
+
+static struct orphan orphans[MAX_ORPHANS]; /* under E.lk */
+
+/* Caller holds lk: keep fd's file alive for the waiters of (c, gen). */
+static void orphan_add_locked(int fd, struct dl_conn *c)
+{
+	for (int i = 0; i < MAX_ORPHANS; i++) {
+		if (orphans[i].c)
+			continue;
+		orphans[i].hold = REAL(fcntl64)(fd, F_DUPFD_CLOEXEC, 0);
+		if (orphans[i].hold < 0)
+			return;
+		orphans[i].c = c;
+		orphans[i].gen = c->gen;
+		memset(&orphans[i].snap, 0, sizeof(orphans[i].snap));
+		orphans[i].snap.heap_idx = -1;
+		orphans[i].snap.ino = c->ino;
+		orphans[i].snap.rule = c->rule;
+		orphans[i].snap.rcvtimeo_ms = c->rcvtimeo_ms;
+		orphans[i].snap.sndtimeo_ms = c->sndtimeo_ms;
+		for (int p = 0; p < DL_PH_COUNT; p++)
+			orphans[i].snap.dl[p] = __atomic_load_n(&c->dl[p],
+								__ATOMIC_RELAXED);
+		__atomic_store_n(&orphans[i].snap.st, conn_state(c),
+				 __ATOMIC_RELAXED);
+		return;
+	}
+}
+
+/* Take over the hold for (c, gen) and the deadlines it carried; -1 if
+ * none. */
+static int orphan_take(struct dl_conn *c, uint32_t gen, struct dl_conn *snap)
+{
+	int hold = -1;
+
+	pthread_mutex_lock(&E.lk);
+	for (int i = 0; i < MAX_ORPHANS; i++)
+		if (orphans[i].c == c && orphans[i].gen == gen) {
+			hold = orphans[i].hold;
+			*snap = orphans[i].snap;
+			orphans[i].c = 0;
+			break;
+		}
+	pthread_mutex_unlock(&E.lk);
+	return hold;
+}
+
+/* ------------------------------------------------------------------------
  * Initialisation and fork
  */
 
@@ -573,6 +635,8 @@ void engine_on_close(int fd)
 	pthread_mutex_lock(&E.lk);
 	dlheap_remove(&E.heap, c);
 	heap_sync_locked();
+	if (__atomic_load_n(&c->waiters, __ATOMIC_ACQUIRE))
+		orphan_add_locked(fd, c);
 	fdtab_reset(c);
 	pthread_mutex_unlock(&E.lk);
 	if (fdtab_peer(fd))
@@ -739,6 +803,7 @@ enum wait_result {
 	W_APP_TIMEOUT, /* the program's own SO_RCVTIMEO/SO_SNDTIMEO */
 	W_INTR,
 	W_ERROR, /* errno set */
+	W_ORPHANED, /* the program closed the fd meanwhile (see orphans) */
 };
 
 /* The fd expired: it leaves this thread's private set (EPOLL_CTL_DEL). */
@@ -764,8 +829,25 @@ static int to_epoll_ms(int64_t ns)
  * deadlines and by app_ms (the program's own socket timeout, 0 = none).
  * Registration persists between waits of the same thread on the same fd,
  * so a blocking ping-pong costs one epoll_wait per round trip. */
+static enum wait_result private_wait_counted(int fd, struct dl_conn *c,
+					     uint32_t events, uint32_t app_ms);
+
 static enum wait_result private_wait(int fd, struct dl_conn *c,
 				     uint32_t events, uint32_t app_ms)
+{
+	uint32_t gen = c->gen;
+	enum wait_result w;
+
+	__atomic_fetch_add(&c->waiters, 1, __ATOMIC_ACQ_REL);
+	w = private_wait_counted(fd, c, events, app_ms);
+	__atomic_fetch_sub(&c->waiters, 1, __ATOMIC_ACQ_REL);
+	if (c->gen != gen && w != W_EXPIRED)
+		return W_ORPHANED;
+	return w;
+}
+
+static enum wait_result private_wait_counted(int fd, struct dl_conn *c,
+					     uint32_t events, uint32_t app_ms)
 {
 	uint64_t tag = (uint64_t)(uint32_t)fd | ((uint64_t)c->gen << 32);
 	int64_t now = engine_now();
@@ -803,6 +885,8 @@ static enum wait_result private_wait(int fd, struct dl_conn *c,
 		int64_t dl, until;
 		int n;
 
+		if (c->gen != (uint32_t)(tag >> 32))
+			return W_READY; /* closed under us: the caller sorts it */
 		if (conn_state(c) & CONN_EXPIRED)
 			return wait_expired(fd);
 		dl = conn_deadline(c, 0);
@@ -831,8 +915,10 @@ static enum wait_result private_wait(int fd, struct dl_conn *c,
 			/* A registration the program's close left behind:
 			 * start a clean set. */
 			private_release(&tw);
-			return private_wait(fd, c, events, app_ms);
+			return private_wait_counted(fd, c, events, app_ms);
 		} else if (n == 1) {
+			if (c->gen != (uint32_t)(tag >> 32))
+				return W_READY; /* closed under us */
 			if (conn_state(c) & CONN_EXPIRED)
 				return wait_expired(fd);
 			return W_READY;
@@ -850,8 +936,18 @@ static int connect_wait(int fd, struct dl_conn *c)
 	for (;;) {
 		int err = 0;
 		socklen_t el = sizeof(err);
+		uint32_t gen = c->gen;
+		struct dl_conn snap;
+		int hold;
 
 		switch (private_wait(fd, c, EPOLLOUT, c->sndtimeo_ms)) {
+		case W_ORPHANED:
+			/* Closed during its own connect: nothing to finish. */
+			hold = orphan_take(c, gen, &snap);
+			if (hold >= 0)
+				REAL(close)(hold);
+			errno = EBADF;
+			return -1;
 		case W_READY:
 			break;
 		case W_EXPIRED:
@@ -1160,10 +1256,11 @@ static void note_moved(int fd, struct dl_conn *c, int wrote, ssize_t n)
 ssize_t engine_io(int fd, struct dl_io *io)
 {
 	struct dl_conn *c = fdtab_tracked(fd);
+	struct dl_conn orphan_conn; /* deadlines of an orphaned call */
 	int wrote = is_write_op(io->op);
 	size_t want = 0, done = 0;
 	int keep_going; /* blocking semantics: all of it (writes, WAITALL) */
-	int saved = errno;
+	int saved = errno, hold = -1;
 	ssize_t r;
 
 	if (!c)
@@ -1222,22 +1319,49 @@ ssize_t engine_io(int fd, struct dl_io *io)
 			errno = EAGAIN;
 			return -1;
 		}
-		w = private_wait(fd, c, wrote ? EPOLLOUT : EPOLLIN,
-				 wrote ? c->sndtimeo_ms : c->rcvtimeo_ms);
+		{
+			uint32_t gen = c->gen;
+
+			w = private_wait(fd, c, wrote ? EPOLLOUT : EPOLLIN,
+					 wrote ? c->sndtimeo_ms : c->rcvtimeo_ms);
+			if (w == W_ORPHANED && hold < 0) {
+				/* Carry on with the file the call holds. */
+				hold = orphan_take(c, gen, &orphan_conn);
+				if (hold < 0) {
+					errno = EBADF;
+					r = -1;
+					goto out;
+				}
+				fd = hold;
+				c = &orphan_conn;
+				continue;
+			}
+		}
 		if (w == W_READY)
 			continue;
+		r = -1;
 		if (w == W_EXPIRED)
-			return -1;
+			goto out;
 		if (done)
 			break; /* partial transfer: report it, like the kernel */
 		if (w == W_APP_TIMEOUT)
 			errno = EAGAIN;
 		else if (w == W_INTR)
 			errno = EINTR;
-		return -1;
+		goto out;
 	}
 	errno = saved;
-	return (ssize_t)done;
+	r = (ssize_t)done;
+out:
+	if (hold >= 0) {
+		/* The call returns: its reference to the file goes, and with
+		 * it the registrations the close left in our set. */
+		int e = errno;
+		REAL(close)(hold);
+		private_release(&tw);
+		errno = e;
+	}
+	return r;
 }
 
 /* ------------------------------------------------------------------------

@@ -63,7 +63,6 @@ void fdtab_reset(struct dl_conn *c)
 		__atomic_store_n(&c->dl[i], 0, __ATOMIC_RELAXED);
 	c->gen = gen;
 	c->rule = 0;
-	c->xerrno = 0;
 	c->ino = 0;
 	c->rcvtimeo_ms = 0;
 	c->sndtimeo_ms = 0;
