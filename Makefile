@@ -35,10 +35,10 @@ HARDEN   := -fstack-protector-strong
 endif
 
 # Policy: plain C, no interposition; unit tests link it directly.
-CORE_MODS  := policy conn dlheap
+CORE_MODS  := policy conn dlheap match conf names
 # Interposition layer and engine.
 SHIM_MODS  := real fdtab log engine wrap_socket wrap_io wrap_fd wrap_wait \
-              wrap_signal
+              wrap_signal wrap_dns
 
 CORE_OBJS  := $(CORE_MODS:%=$(BUILD)/obj/%.o)
 SHIM_OBJS  := $(SHIM_MODS:%=$(BUILD)/obj/%.o)
@@ -108,9 +108,13 @@ demo: all
 	@tools/ensure-deps demo
 	@BUILD=$(BUILD) tools/demo
 
-bench: all $(HELPERS)
+# The benchmarks need only the library and their own client/peer program.
+bench: deps $(SHIM_LIB) $(BUILD)/dlbench
 	@tools/ensure-deps bench
 	@BUILD=$(BUILD) tools/bench
+
+$(BUILD)/dlbench: tools/dlbench.c | $(BUILD)
+	$(CC) $(BASE_CFLAGS) $(LDHARDEN) -o $@ $<
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) \

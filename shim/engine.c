@@ -32,9 +32,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <netdb.h>
 
+#include "conf.h"
 #include "dlheap.h"
 #include "log.h"
+#include "names.h"
 #include "policy.h"
 #include "real.h"
 
@@ -44,11 +47,20 @@
 
 int engine_enabled_flag = -1; /* -1 not initialised, 0 off, 1 on */
 
+/* Counters per rule for DEADLINE_STATS. */
+struct rule_stats {
+	uint64_t conns, expiries[DL_PH_COUNT], retries, bytes_in, bytes_out;
+};
+
 static struct {
 	int init_state; /* 0 none, 1 running, 2 done */
-	struct dl_limits limits[1]; /* rule 0: the environment */
-	int xerrno;
-	int teardown_fin;
+	struct conf conf;
+	/* What each rule resolves to: [0] no rule matched, [i] rule i. */
+	struct conf_effective *eff;
+	struct rule_stats *stats;
+	size_t neff;
+	const char *stats_path;
+	int have_file; /* DEADLINE_CONFIG was given */
 	pthread_mutex_t lk;
 	struct dlheap heap;
 	size_t armed; /* heap.n, readable without lk */
@@ -56,9 +68,12 @@ static struct {
 	pthread_key_t tls_key;
 	int tls_key_ok;
 } E = {
-	.xerrno = ETIMEDOUT,
 	.lk = PTHREAD_MUTEX_INITIALIZER,
 };
+
+/* Before init, and after a bad configuration: no deadlines at all. */
+static struct conf_effective eff_none = { .err = ETIMEDOUT,
+					  .rule_name = "none" };
 
 /* ------------------------------------------------------------------------
  * Clock, limits
@@ -72,10 +87,65 @@ int64_t engine_now(void)
 	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
+static const struct conf_effective *eff_of(const struct dl_conn *c)
+{
+	return c->rule < E.neff ? &E.eff[c->rule] : &eff_none;
+}
+
 static const struct dl_limits *limits_of(const struct dl_conn *c)
 {
-	(void)c;
-	return &E.limits[0];
+	return &eff_of(c)->limits;
+}
+
+static int xerrno_of(const struct dl_conn *c)
+{
+	return eff_of(c)->err ? eff_of(c)->err : ETIMEDOUT;
+}
+
+static void count(uint64_t *ctr, uint64_t n)
+{
+	if (E.stats_path)
+		__atomic_fetch_add(ctr, n, __ATOMIC_RELAXED);
+}
+
+static struct rule_stats *stats_of(const struct dl_conn *c)
+{
+	static struct rule_stats sink;
+
+	return E.stats && c->rule < E.neff ? &E.stats[c->rule] : &sink;
+}
+
+/* Which rule applies to a connection to/from addr.  0 = none matched. */
+static uint16_t rule_for(int fd, const struct sockaddr *addr, socklen_t len,
+			 int inbound)
+{
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	struct conf_peer p;
+	const struct conf_rule *r;
+	char host[NAMES_NAME_MAX + 1];
+
+	if (!E.conf.nrules || !addr)
+		return 0;
+	memset(&p, 0, sizeof(p));
+	p.host = names_lookup(addr, host, sizeof(host)) ? host : 0;
+	p.addr = addr;
+	p.addrlen = len;
+	p.inbound = inbound;
+	if (inbound && getsockname(fd, (struct sockaddr *)&local, &llen) == 0) {
+		p.local = (struct sockaddr *)&local;
+		p.locallen = llen;
+	}
+	r = conf_match(&E.conf, &p);
+	return r && r->index < E.neff ? r->index : 0;
+}
+
+/* Does anything apply to this rule?  (Limits, or connect retries.) */
+static int rule_active(uint16_t rule)
+{
+	const struct conf_effective *e = rule < E.neff ? &E.eff[rule] : &eff_none;
+
+	return policy_limits_any(&e->limits) || e->connect_retries;
 }
 
 /* ------------------------------------------------------------------------
@@ -289,6 +359,8 @@ static void atfork_child(void)
 	pthread_mutex_unlock(&E.lk);
 }
 
+static int config_load(void);
+
 void engine_init(void)
 {
 	int saved = errno;
@@ -302,18 +374,98 @@ void engine_init(void)
 	}
 	dl_real_bind();
 	dl_log_init();
-	policy_limits_from_env(&E.limits[0], env_get, warn_cb);
-	{
-		const char *td = secure_getenv("DEADLINE_TEARDOWN");
-		E.teardown_fin = td && strcmp(td, "close") == 0;
-	}
 	E.tls_key_ok = pthread_key_create(&E.tls_key, tls_destructor) == 0;
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	__atomic_store_n(&E.init_state, 2, __ATOMIC_RELEASE);
-	__atomic_store_n(&engine_enabled_flag,
-			 policy_limits_any(&E.limits[0]) ? 1 : 0,
+	__atomic_store_n(&engine_enabled_flag, config_load() ? 1 : 0,
 			 __ATOMIC_RELEASE);
 	errno = saved;
+}
+
+static int env_flag(const char *name)
+{
+	const char *v = secure_getenv(name);
+
+	return v && *v && strcmp(v, "0") != 0;
+}
+
+/* Read DEADLINE_CONFIG and the DEADLINE_* variables into E.  Returns 1 if
+ * anything is to be enforced.  Bad input is reported once; then the shim
+ * passes everything through, or with DEADLINE_STRICT=1 the process exits
+ * with status 2 (this runs before main). */
+static int config_load(void)
+{
+	struct dl_limits env;
+	const char *path = secure_getenv("DEADLINE_CONFIG");
+	int bad = policy_limits_from_env(&env, env_get, warn_cb);
+	int active = 0;
+
+	conf_init(&E.conf);
+	if (path && *path) {
+		E.have_file = 1;
+		if (conf_load(&E.conf, path) < 0) {
+			for (size_t i = 0; i < E.conf.nerrors; i++)
+				dl_log_event("%s", E.conf.errors[i]);
+			if (E.conf.errors_dropped)
+				dl_log_event("%s: %zu more errors not shown",
+					     path, E.conf.errors_dropped);
+			if (!E.conf.nerrors)
+				dl_log_event("%s: cannot load: %s", path,
+					     strerror(errno));
+			bad++;
+		}
+	}
+	if (bad) {
+		if (env_flag("DEADLINE_STRICT")) {
+			dl_log_event("DEADLINE_STRICT is set: exiting (status 2)");
+			_exit(2);
+		}
+		if (E.have_file && E.conf.nerrors) {
+			dl_log_event("%s: configuration not used; passing "
+				     "everything through", path);
+			conf_free(&E.conf);
+			return 0;
+		}
+	}
+	conf_apply_env_overrides(&E.conf, &env);
+	E.neff = E.conf.nrules + 1;
+	E.eff = calloc(E.neff, sizeof(*E.eff));
+	if (!E.eff) {
+		E.neff = 0;
+		dl_log_warn("out of memory at start; passing everything through");
+		return 0;
+	}
+	conf_effective(&E.conf, 0, &E.eff[0]);
+	if (!E.have_file)
+		E.eff[0].rule_name = "env";
+	for (size_t i = 0; i < E.conf.nrules; i++)
+		if (E.conf.rules[i].index < E.neff)
+			conf_effective(&E.conf, &E.conf.rules[i],
+				       &E.eff[E.conf.rules[i].index]);
+	{
+		const char *td = secure_getenv("DEADLINE_TEARDOWN");
+		if (td && *td) {
+			int fin = strcmp(td, "close") == 0;
+			if (!fin && strcmp(td, "reset") != 0)
+				dl_log_warn("DEADLINE_TEARDOWN=\"%.32s\" is not "
+					    "reset or close; using reset", td);
+			for (size_t i = 0; i < E.neff; i++)
+				E.eff[i].teardown = fin ? CONF_TEARDOWN_CLOSE
+							: CONF_TEARDOWN_RESET;
+		}
+	}
+	for (size_t i = 0; i < E.neff; i++)
+		if (rule_active((uint16_t)i) || E.eff[i].dns_timeout_ms)
+			active = 1;
+	E.stats_path = secure_getenv("DEADLINE_STATS");
+	if (E.stats_path && !*E.stats_path)
+		E.stats_path = 0;
+	if (E.stats_path) {
+		E.stats = calloc(E.neff, sizeof(*E.stats));
+		if (!E.stats)
+			E.stats_path = 0;
+	}
+	return active;
 }
 
 __attribute__((constructor(101))) static void engine_ctor(void)
@@ -361,15 +513,30 @@ static uint64_t inode_of(int fd)
 	return fstat(fd, &sb) == 0 ? (uint64_t)sb.st_ino : 0;
 }
 
-static void format_peer(int fd, char *host, size_t hlen, int *port)
+struct expiry {
+	int fd;
+	enum dl_phase ph;
+	uint32_t limit_ms;
+	int64_t elapsed_ns;
+	const char *rule;
+	char addr[INET6_ADDRSTRLEN];
+	char host[NAMES_NAME_MAX + 1]; /* the name resolved, else addr */
+	int port;
+};
+
+/* The peer as text (address, name the program resolved, port). */
+static void describe_peer(int fd, struct expiry *x)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-
 	struct dl_peer *p = fdtab_peer(fd);
+	char *host = x->addr;
+	size_t hlen = sizeof(x->addr);
+	int *port = &x->port;
 
 	*port = 0;
 	snprintf(host, hlen, "-");
+	snprintf(x->host, sizeof(x->host), "-");
 	/* The address connect() was given; else ask while still connected. */
 	if (p && p->addr.sin6_family)
 		memcpy(&ss, &p->addr, sizeof(p->addr));
@@ -384,16 +551,10 @@ static void format_peer(int fd, char *host, size_t hlen, int *port)
 		inet_ntop(AF_INET6, &a->sin6_addr, host, (socklen_t)hlen);
 		*port = ntohs(a->sin6_port);
 	}
+	if (!names_lookup((struct sockaddr *)&ss, x->host, sizeof(x->host)))
+		snprintf(x->host, sizeof(x->host), "%s", x->addr);
 }
 
-struct expiry {
-	int fd;
-	enum dl_phase ph;
-	uint32_t limit_ms;
-	int64_t elapsed_ns;
-	char host[64];
-	int port;
-};
 
 /* Abort fd's connection.  Caller holds lk and has marked c expired.
  * Returns 0, or -1 when the number no longer holds the tracked socket. */
@@ -403,8 +564,8 @@ static int teardown_locked(int fd, struct dl_conn *c, struct expiry *x)
 
 	if (c->ino && inode_of(fd) != c->ino)
 		return -1;
-	format_peer(fd, x->host, sizeof(x->host), &x->port);
-	if (E.teardown_fin)
+	describe_peer(fd, x);
+	if (eff_of(c)->teardown == CONF_TEARDOWN_CLOSE)
 		REAL(shutdown)(fd, SHUT_RDWR);
 	else
 		REAL(connect)(fd, &unspec, sizeof(unspec));
@@ -421,11 +582,19 @@ static int teardown_locked(int fd, struct dl_conn *c, struct expiry *x)
 
 static void log_expiry(const struct expiry *x)
 {
-	dl_log_event("event=deadline pid=%d fd=%d host=%s addr=%s port=%d "
-		     "rule=env phase=%s limit_ms=%u elapsed_ms=%lld",
-		     (int)getpid(), x->fd, x->host, x->host, x->port,
-		     policy_phase_name(x->ph), x->limit_ms,
-		     (long long)(x->elapsed_ns / 1000000));
+	const struct dl_field f[] = {
+		{ "event", "deadline", 0 },
+		{ "fd", 0, x->fd },
+		{ "host", x->host, 0 },
+		{ "addr", x->addr, 0 },
+		{ "port", 0, x->port },
+		{ "rule", x->rule, 0 },
+		{ "phase", policy_phase_name(x->ph), 0 },
+		{ "limit_ms", 0, x->limit_ms },
+		{ "elapsed_ms", 0, x->elapsed_ns / 1000000 },
+	};
+
+	dl_log_fields(f, (int)(sizeof(f) / sizeof(f[0])));
 }
 
 /* If the connect phase is due but the handshake in fact completed (an
@@ -472,6 +641,8 @@ static int expire_locked(int fd, struct dl_conn *c, int64_t now,
 	x->fd = fd;
 	x->ph = ph;
 	x->limit_ms = limits_of(c)->ms[ph];
+	x->rule = eff_of(c)->rule_name;
+	count(&stats_of(c)->expiries[ph], 1);
 	x->elapsed_ns = now - (dl - (int64_t)x->limit_ms * 1000000ll);
 	if (teardown_locked(fd, c, x) < 0) {
 		fdtab_reset(c);
@@ -558,7 +729,7 @@ static int expired_fail(int fd, struct dl_conn *c)
 		errno = saved;
 		return 0; /* stale: the caller passes the call through */
 	}
-	errno = E.xerrno;
+	errno = xerrno_of(c);
 	return 1;
 }
 
@@ -727,26 +898,30 @@ void engine_on_sockopt(int fd, int level, int name, const void *val,
 void engine_on_accept(int lfd, int fd, int flags)
 {
 	struct dl_conn *l = fdtab_peek(lfd), *c;
-	const struct dl_limits *lim = &E.limits[0];
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof(peer);
+	uint16_t rule = 0;
 	int saved = errno;
 
 	engine_on_newfd(fd);
-	if (!policy_limits_any(lim))
-		return;
 	if (!(l && (conn_state(l) & CONN_SOCK)) && !sock_is_tcp(fd)) {
 		errno = saved;
 		return;
 	}
-	c = fdtab_get(fd);
-	if (!c) {
+	if (E.conf.nrules &&
+	    getpeername(fd, (struct sockaddr *)&peer, &plen) == 0)
+		rule = rule_for(fd, (struct sockaddr *)&peer, plen, 1);
+	if (!rule_active(rule) || !(c = fdtab_get(fd))) {
 		errno = saved;
 		return;
 	}
 	__atomic_store_n(&c->st,
 			 CONN_SOCK | ((flags & SOCK_NONBLOCK) ? CONN_NONBLOCK : 0),
 			 __ATOMIC_RELEASE);
+	c->rule = rule;
 	c->ino = inode_of(fd);
-	conn_start(c, lim, 1, 0, engine_now());
+	conn_start(c, limits_of(c), 1, 0, engine_now());
+	count(&stats_of(c)->conns, 1);
 	refile(fd, c);
 	errno = saved;
 }
@@ -807,14 +982,14 @@ enum wait_result {
 };
 
 /* The fd expired: it leaves this thread's private set (EPOLL_CTL_DEL). */
-static enum wait_result wait_expired(int fd)
+static enum wait_result wait_expired(int fd, const struct dl_conn *c)
 {
 	if (tw.reg_fd == fd) {
 		epoll_ctl(tw.epfd, EPOLL_CTL_DEL, fd, 0);
 		tw.reg_fd = -1;
 		tw.reg_tag = 0;
 	}
-	errno = E.xerrno;
+	errno = xerrno_of(c);
 	return W_EXPIRED;
 }
 
@@ -888,11 +1063,11 @@ static enum wait_result private_wait_counted(int fd, struct dl_conn *c,
 		if (c->gen != (uint32_t)(tag >> 32))
 			return W_READY; /* closed under us: the caller sorts it */
 		if (conn_state(c) & CONN_EXPIRED)
-			return wait_expired(fd);
+			return wait_expired(fd, c);
 		dl = conn_deadline(c, 0);
 		if (dl && now >= dl) {
 			if (expire_one(fd, c, now))
-				return wait_expired(fd);
+				return wait_expired(fd, c);
 			if (!(conn_state(c) & CONN_TRACKED))
 				return W_READY; /* the number was reused */
 			dl = conn_deadline(c, 0); /* e.g. connect was done */
@@ -920,7 +1095,7 @@ static enum wait_result private_wait_counted(int fd, struct dl_conn *c,
 			if (c->gen != (uint32_t)(tag >> 32))
 				return W_READY; /* closed under us */
 			if (conn_state(c) & CONN_EXPIRED)
-				return wait_expired(fd);
+				return wait_expired(fd, c);
 			return W_READY;
 		}
 		now = engine_now();
@@ -964,7 +1139,6 @@ static int connect_wait(int fd, struct dl_conn *c)
 		if (REAL(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
 			return -1;
 		if (err) {
-			engine_on_close(fd); /* failed: nothing left to bound */
 			errno = err;
 			return -1;
 		}
@@ -979,82 +1153,16 @@ static int connect_wait(int fd, struct dl_conn *c)
 	}
 }
 
-int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
+/* One blocking attempt: O_NONBLOCK for the connect() call only, restored
+ * exactly as it was, then the private wait.  fl: the file's flags. */
+static int connect_blocking_once(int fd, struct dl_conn *c,
+				 const struct sockaddr *addr, socklen_t len,
+				 int fl)
 {
-	const struct dl_limits *lim = &E.limits[0];
-	struct dl_conn *c = fdtab_peek(fd);
-	uint32_t st = c ? conn_state(c) : 0;
-	int fl = -1, r, e, saved = errno;
+	int r, e, saved = errno;
 
-	if ((st & CONN_EXPIRED) && expired_fail(fd, c))
-		return -1;
-	if (!addr || len < sizeof(sa_family_t) ||
-	    (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)) {
-		r = REAL(connect)(fd, addr, len);
-		if (c && st && addr && addr->sa_family == AF_UNSPEC) {
-			e = errno;
-			engine_on_close(fd); /* the program dissolved it */
-			if (c && (st & CONN_SOCK)) {
-				__atomic_store_n(&c->st, st & (CONN_SOCK | CONN_NONBLOCK),
-						 __ATOMIC_RELEASE);
-			}
-			errno = e;
-		}
-		return r;
-	}
-	if ((st & CONN_TRACKED) && (st & CONN_CONNECTING)) {
-		/* A second connect() while the handshake runs. */
-		if (!app_nonblocking(fd, c, 0))
-			return connect_wait(fd, c);
-		r = REAL(connect)(fd, addr, len);
-		if (r == 0 || errno == EISCONN) {
-			e = errno;
-			conn_connected(c);
-			errno = e;
-		}
-		return r;
-	}
-	if ((st & CONN_TRACKED) || !policy_limits_any(lim))
+	if (REAL(fcntl64)(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return REAL(connect)(fd, addr, len);
-	if (!(st & CONN_SOCK)) {
-		if (!sock_is_tcp(fd)) {
-			errno = saved;
-			return REAL(connect)(fd, addr, len);
-		}
-		c = fdtab_get(fd);
-		if (!c) {
-			errno = saved;
-			return REAL(connect)(fd, addr, len);
-		}
-		__atomic_store_n(&c->st, CONN_SOCK, __ATOMIC_RELEASE);
-	}
-	c->ino = inode_of(fd);
-	{
-		struct dl_peer *p = fdtab_peer(fd);
-		size_t n = len < sizeof(p->addr) ? len : sizeof(p->addr);
-		memset(&p->addr, 0, sizeof(p->addr));
-		memcpy(&p->addr, addr, n);
-	}
-	conn_start(c, lim, 0, 1, engine_now());
-	refile(fd, c);
-	errno = saved;
-
-	if (app_nonblocking(fd, c, &fl)) {
-		r = REAL(connect)(fd, addr, len);
-		e = errno;
-		if (r == 0)
-			conn_connected(c);
-		else if (e != EINPROGRESS && e != EINTR)
-			engine_on_close(fd);
-		errno = e;
-		return r;
-	}
-	/* Blocking program: O_NONBLOCK for this one call only, restored
-	 * exactly as it was before anyone else can look. */
-	if (fl < 0 || REAL(fcntl64)(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-		errno = saved;
-		return REAL(connect)(fd, addr, len);
-	}
 	r = REAL(connect)(fd, addr, len);
 	e = errno;
 	REAL(fcntl64)(fd, F_SETFL, fl);
@@ -1064,12 +1172,233 @@ int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		return 0;
 	}
 	if (e != EINPROGRESS) {
-		engine_on_close(fd);
 		errno = e;
 		return -1;
 	}
 	errno = saved;
 	return connect_wait(fd, c);
+}
+
+static int retryable(const struct dl_conn *c, int e)
+{
+	if (e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH)
+		return 1;
+	/* A connect deadline, not the request deadline, may be retried. */
+	return (conn_state(c) & CONN_EXPIRED) &&
+	       conn_expired_phase(c) == DL_PH_CONNECT;
+}
+
+/* Full jitter: uniform in [0, min(max, base * 2^attempt)] ms. */
+static uint32_t backoff_ms(const struct conf_effective *e, unsigned attempt)
+{
+	static __thread uint64_t rng;
+	uint64_t cap = e->backoff_base_ms ? e->backoff_base_ms : 1;
+
+	while (attempt-- && cap < e->backoff_max_ms)
+		cap *= 2;
+	if (e->backoff_max_ms && cap > e->backoff_max_ms)
+		cap = e->backoff_max_ms;
+	if (!rng)
+		rng = (uint64_t)engine_now() ^ ((uint64_t)getpid() << 32) ^
+		      (uint64_t)(uintptr_t)&rng;
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (uint32_t)(rng % (cap + 1));
+}
+
+static void log_retry(int fd, const struct dl_conn *c, unsigned attempt,
+		      const struct sockaddr *next, int err, uint32_t wait_ms)
+{
+	struct expiry x;
+	struct dl_peer *p = fdtab_peer(fd);
+	char nexta[INET6_ADDRSTRLEN] = "-";
+
+	describe_peer(fd, &x);
+	if (next->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)next)->sin_addr,
+			  nexta, sizeof(nexta));
+	else if (next->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+			  &((const struct sockaddr_in6 *)next)->sin6_addr, nexta,
+			  sizeof(nexta));
+	{
+		const struct dl_field f[] = {
+			{ "event", "retry", 0 },
+			{ "fd", 0, fd },
+			{ "host", x.host, 0 },
+			{ "addr", x.addr, 0 },
+			{ "port", 0, x.port },
+			{ "rule", eff_of(c)->rule_name, 0 },
+			{ "attempt", 0, attempt },
+			{ "error", strerrorname_np(err) ? strerrorname_np(err) : "?", 0 },
+			{ "next_addr", nexta, 0 },
+			{ "backoff_ms", 0, wait_ms },
+		};
+		dl_log_fields(f, (int)(sizeof(f) / sizeof(f[0])));
+	}
+	(void)p;
+}
+
+/* Sleep ms, or less if the request deadline comes first.  Returns 0, or -1
+ * when the request deadline would pass (no time left to retry). */
+static int backoff_sleep(const struct dl_conn *c, uint32_t ms)
+{
+	int64_t now = engine_now();
+	int64_t until = now + (int64_t)ms * 1000000ll;
+	int64_t req = __atomic_load_n(&c->dl[DL_PH_REQUEST], __ATOMIC_RELAXED);
+	struct timespec ts;
+
+	if (req && until >= req)
+		return -1;
+	ts.tv_sec = (time_t)(until / 1000000000ll);
+	ts.tv_nsec = (long)(until % 1000000000ll);
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, 0) == EINTR)
+		;
+	return 0;
+}
+
+int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	struct dl_conn *c = fdtab_peek(fd);
+	uint32_t st = c ? conn_state(c) : 0;
+	int fl = -1, r, e, saved = errno;
+	uint16_t rule;
+
+	if ((st & CONN_EXPIRED) && expired_fail(fd, c))
+		return -1;
+	if (!addr || len < sizeof(sa_family_t) ||
+	    (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)) {
+		r = REAL(connect)(fd, addr, len);
+		if (st && addr && addr->sa_family == AF_UNSPEC) {
+			/* The program dissolved the association itself. */
+			e = errno;
+			engine_on_close(fd);
+			__atomic_store_n(&c->st, st & (CONN_SOCK | CONN_NONBLOCK),
+					 __ATOMIC_RELEASE);
+			errno = e;
+		}
+		return r;
+	}
+	if ((st & CONN_TRACKED) && (st & CONN_CONNECTING)) {
+		/* A second connect() while the handshake runs. */
+		if (!app_nonblocking(fd, c, 0)) {
+			r = connect_wait(fd, c);
+			if (r < 0 && errno != EINTR &&
+			    !(conn_state(c) & CONN_EXPIRED)) {
+				e = errno;
+				engine_on_close(fd);
+				errno = e;
+			}
+			return r;
+		}
+		r = REAL(connect)(fd, addr, len);
+		if (r == 0 || errno == EISCONN) {
+			e = errno;
+			conn_connected(c);
+			errno = e;
+		}
+		return r;
+	}
+	if (st & CONN_TRACKED)
+		return REAL(connect)(fd, addr, len);
+	rule = rule_for(fd, addr, len, 0);
+	if (!rule_active(rule))
+		return REAL(connect)(fd, addr, len);
+	if (!(st & CONN_SOCK)) {
+		if (!sock_is_tcp(fd) || !(c = fdtab_get(fd))) {
+			errno = saved;
+			return REAL(connect)(fd, addr, len);
+		}
+		__atomic_store_n(&c->st, CONN_SOCK, __ATOMIC_RELEASE);
+	}
+	c->rule = rule;
+	c->ino = inode_of(fd);
+	{
+		struct dl_peer *p = fdtab_peer(fd);
+		size_t n = len < sizeof(p->addr) ? len : sizeof(p->addr);
+		memset(&p->addr, 0, sizeof(p->addr));
+		memcpy(&p->addr, addr, n);
+	}
+	conn_start(c, limits_of(c), 0, 1, engine_now());
+	count(&stats_of(c)->conns, 1);
+	refile(fd, c);
+	errno = saved;
+
+	if (app_nonblocking(fd, c, &fl)) {
+		/* Event loops learn the result later (SO_ERROR): no retries. */
+		r = REAL(connect)(fd, addr, len);
+		e = errno;
+		if (r == 0)
+			conn_connected(c);
+		else if (e != EINPROGRESS && e != EINTR)
+			engine_on_close(fd);
+		errno = e;
+		return r;
+	}
+	if (fl < 0) {
+		errno = saved;
+		return REAL(connect)(fd, addr, len);
+	}
+	{
+		const struct conf_effective *ef = eff_of(c);
+		struct sockaddr_storage cur;
+		socklen_t curlen = len < sizeof(cur) ? len : sizeof(cur);
+		char name[NAMES_NAME_MAX + 1];
+		int have_name = names_lookup(addr, name, sizeof(name));
+
+		memcpy(&cur, addr, curlen);
+		for (unsigned attempt = 1;; attempt++) {
+			struct sockaddr_storage next;
+			socklen_t nlen = sizeof(next);
+			int64_t req;
+			uint32_t wait;
+
+			r = connect_blocking_once(fd, c, (struct sockaddr *)&cur,
+						  curlen, fl);
+			if (r == 0 || errno == EINTR)
+				return r;
+			e = errno;
+			if (attempt > ef->connect_retries || !retryable(c, e))
+				break;
+			/* Next: another address the program resolved for
+			 * that name, after a jittered back-off. */
+			next = cur;
+			nlen = curlen;
+			if (have_name)
+				names_next_addr(name, (struct sockaddr *)&cur,
+						(struct sockaddr *)&next, &nlen);
+			wait = backoff_ms(ef, attempt - 1);
+			log_retry(fd, c, attempt, (struct sockaddr *)&next, e,
+				  wait);
+			count(&stats_of(c)->retries, 1);
+			if (backoff_sleep(c, wait) < 0)
+				break;
+			cur = next;
+			curlen = nlen;
+			/* A fresh connect deadline; the request one runs on. */
+			req = __atomic_load_n(&c->dl[DL_PH_REQUEST],
+					      __ATOMIC_RELAXED);
+			conn_start(c, limits_of(c), 0, 1, engine_now());
+			if (req)
+				__atomic_store_n(&c->dl[DL_PH_REQUEST], req,
+						 __ATOMIC_RELAXED);
+			{
+				struct dl_peer *p = fdtab_peer(fd);
+				memset(&p->addr, 0, sizeof(p->addr));
+				memcpy(&p->addr, &cur,
+				       curlen < sizeof(p->addr) ? curlen
+								: sizeof(p->addr));
+			}
+			refile(fd, c);
+		}
+	}
+	/* Failed for good.  A deadline keeps the fd expired (ETIMEDOUT until
+	 * close); a refusal leaves nothing to bound. */
+	if (!(conn_state(c) & CONN_EXPIRED))
+		engine_on_close(fd);
+	errno = e;
+	return -1;
 }
 
 int engine_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
@@ -1080,7 +1409,7 @@ int engine_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	    name == SO_ERROR && val && len && *len >= sizeof(int)) {
 		int saved = errno;
 		if (expired_fail(fd, c)) {
-			*(int *)val = E.xerrno;
+			*(int *)val = xerrno_of(c);
 			*len = sizeof(int);
 			errno = saved;
 			return 0;
@@ -1246,6 +1575,9 @@ static size_t io_total(const struct dl_io *io)
 
 static void note_moved(int fd, struct dl_conn *c, int wrote, ssize_t n)
 {
+	if (n > 0)
+		count(wrote ? &stats_of(c)->bytes_out : &stats_of(c)->bytes_in,
+		      (uint64_t)n);
 	int earlier = wrote ? conn_on_write(c, limits_of(c), n, engine_now)
 			    : conn_on_read(c, limits_of(c), n, engine_now);
 
@@ -1362,6 +1694,236 @@ out:
 		errno = e;
 	}
 	return r;
+}
+
+/* ------------------------------------------------------------------------
+ * Name resolution
+ */
+
+void engine_learn_addrinfo(const char *name, const struct addrinfo *res)
+{
+	int saved = errno;
+
+	for (const struct addrinfo *ai = res; ai; ai = ai->ai_next)
+		if (ai->ai_addr && (ai->ai_family == AF_INET ||
+				    ai->ai_family == AF_INET6))
+			names_learn(name, ai->ai_addr);
+	errno = saved;
+}
+
+void engine_learn_hostent(const char *name, const struct hostent *h)
+{
+	int saved = errno;
+
+	if (!h || !h->h_addr_list)
+		return;
+	for (char **a = h->h_addr_list; *a; a++) {
+		struct sockaddr_storage ss;
+		memset(&ss, 0, sizeof(ss));
+		if (h->h_addrtype == AF_INET && h->h_length == 4) {
+			struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+			v4->sin_family = AF_INET;
+			memcpy(&v4->sin_addr, *a, 4);
+		} else if (h->h_addrtype == AF_INET6 && h->h_length == 16) {
+			struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+			v6->sin6_family = AF_INET6;
+			memcpy(&v6->sin6_addr, *a, 16);
+		} else {
+			continue;
+		}
+		names_learn(name, (struct sockaddr *)&ss);
+		if (h->h_name && strcmp(h->h_name, name) != 0)
+			names_learn(h->h_name, (struct sockaddr *)&ss);
+	}
+	errno = saved;
+}
+
+/* A lookup that may outlive its caller: the last of the two to let go
+ * frees it (and the result, if nobody took it). */
+struct gai_job {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	int refs, done, taken, rc;
+	char *node, *service;
+	struct addrinfo hints, *res;
+	int has_hints;
+};
+
+static void gai_unref(struct gai_job *j)
+{
+	int left;
+
+	pthread_mutex_lock(&j->m);
+	left = --j->refs;
+	pthread_mutex_unlock(&j->m);
+	if (left)
+		return;
+	if (j->res && !j->taken)
+		freeaddrinfo(j->res);
+	pthread_cond_destroy(&j->cv);
+	pthread_mutex_destroy(&j->m);
+	free(j->node);
+	free(j->service);
+	free(j);
+}
+
+static void *gai_thread(void *p)
+{
+	struct gai_job *j = p;
+	int rc = REAL(getaddrinfo)(j->node, j->service,
+				   j->has_hints ? &j->hints : 0, &j->res);
+
+	if (rc == 0)
+		engine_learn_addrinfo(j->node, j->res);
+	pthread_mutex_lock(&j->m);
+	j->rc = rc;
+	j->done = 1;
+	pthread_cond_signal(&j->cv);
+	pthread_mutex_unlock(&j->m);
+	gai_unref(j);
+	return 0;
+}
+
+static uint32_t dns_limit_ms(const char *node)
+{
+	struct conf_effective ef;
+	struct conf_peer p;
+
+	if (!E.neff)
+		return 0;
+	if (!E.conf.nrules)
+		return E.eff[0].dns_timeout_ms;
+	memset(&p, 0, sizeof(p));
+	p.host = node;
+	conf_lookup(&E.conf, &p, &ef);
+	return ef.dns_timeout_ms;
+}
+
+int engine_getaddrinfo(const char *node, const char *service,
+		       const struct addrinfo *hints, struct addrinfo **res)
+{
+	uint32_t ms = node ? dns_limit_ms(node) : 0;
+	struct gai_job *j;
+	pthread_attr_t attr;
+	pthread_condattr_t ca;
+	sigset_t all, old;
+	pthread_t t;
+	struct timespec until;
+	int64_t start, end;
+	int rc, ok;
+
+	if (!ms)
+		return REAL(getaddrinfo)(node, service, hints, res);
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return REAL(getaddrinfo)(node, service, hints, res);
+	j->node = strdup(node);
+	j->service = service ? strdup(service) : 0;
+	if (!j->node || (service && !j->service)) {
+		free(j->node);
+		free(j->service);
+		free(j);
+		return REAL(getaddrinfo)(node, service, hints, res);
+	}
+	if (hints) {
+		j->hints = *hints;
+		j->hints.ai_addr = 0;
+		j->hints.ai_canonname = 0;
+		j->hints.ai_next = 0;
+		j->has_hints = 1;
+	}
+	j->refs = 2;
+	pthread_mutex_init(&j->m, 0);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&j->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	/* The helper thread must never take the program's signals. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	ok = pthread_create(&t, &attr, gai_thread, j) == 0;
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, 0);
+	if (!ok) {
+		j->refs = 1;
+		gai_unref(j);
+		return REAL(getaddrinfo)(node, service, hints, res);
+	}
+	start = engine_now();
+	end = start + (int64_t)ms * 1000000ll;
+	until.tv_sec = (time_t)(end / 1000000000ll);
+	until.tv_nsec = (long)(end % 1000000000ll);
+	pthread_mutex_lock(&j->m);
+	while (!j->done &&
+	       pthread_cond_timedwait(&j->cv, &j->m, &until) != ETIMEDOUT)
+		;
+	if (j->done) {
+		rc = j->rc;
+		*res = j->res;
+		j->taken = 1;
+	} else {
+		rc = EAI_AGAIN;
+	}
+	pthread_mutex_unlock(&j->m);
+	if (rc == EAI_AGAIN && !j->taken) {
+		const struct dl_field f[] = {
+			{ "event", "dns_timeout", 0 },
+			{ "host", node, 0 },
+			{ "limit_ms", 0, ms },
+			{ "elapsed_ms", 0, (engine_now() - start) / 1000000 },
+		};
+		dl_log_fields(f, (int)(sizeof(f) / sizeof(f[0])));
+	}
+	gai_unref(j);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Statistics (DEADLINE_STATS): one JSON line per process at exit.
+ */
+
+__attribute__((destructor)) static void stats_write(void)
+{
+	char buf[256];
+	int fd, n, saved = errno;
+
+	if (!E.stats_path || !E.stats)
+		return;
+	fd = open(E.stats_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		dl_log_warn("DEADLINE_STATS=%s: cannot open: %s", E.stats_path,
+			    strerror(errno));
+		return;
+	}
+	/* One write per rule would interleave with other processes: build
+	 * the line in pieces but write it once per rule group. */
+	n = snprintf(buf, sizeof(buf), "{\"pid\":%d,\"rules\":[", (int)getpid());
+	REAL(write)(fd, buf, (size_t)n);
+	for (size_t i = 0; i < E.neff; i++) {
+		const struct rule_stats *st = &E.stats[i];
+		n = snprintf(buf, sizeof(buf),
+			     "%s{\"rule\":\"%s\",\"connections\":%llu,"
+			     "\"expiries\":{\"connect\":%llu,\"first_byte\":%llu,"
+			     "\"idle\":%llu,\"request\":%llu},\"retries\":%llu,"
+			     "\"bytes_in\":%llu,\"bytes_out\":%llu}",
+			     i ? "," : "", E.eff[i].rule_name,
+			     (unsigned long long)st->conns,
+			     (unsigned long long)st->expiries[DL_PH_CONNECT],
+			     (unsigned long long)st->expiries[DL_PH_FIRST_BYTE],
+			     (unsigned long long)st->expiries[DL_PH_IDLE],
+			     (unsigned long long)st->expiries[DL_PH_REQUEST],
+			     (unsigned long long)st->retries,
+			     (unsigned long long)st->bytes_in,
+			     (unsigned long long)st->bytes_out);
+		if (n > 0)
+			REAL(write)(fd, buf, (size_t)n < sizeof(buf) ? (size_t)n
+								       : sizeof(buf) - 1);
+	}
+	REAL(write)(fd, "]}\n", 3);
+	REAL(close)(fd);
+	errno = saved;
 }
 
 /* ------------------------------------------------------------------------

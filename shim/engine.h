@@ -119,6 +119,19 @@ int64_t engine_expire_due(int64_t now);
 
 int64_t engine_now(void);
 
+/* --- name resolution (wrap_dns.c) ------------------------------------ */
+
+struct addrinfo;
+struct hostent;
+
+/* getaddrinfo, bounded by the dns_timeout of the rule for node: at the
+ * limit it returns EAI_AGAIN and the lookup finishes in the background. */
+int engine_getaddrinfo(const char *node, const char *service,
+		       const struct addrinfo *hints, struct addrinfo **res);
+/* Remember which addresses name resolved to. */
+void engine_learn_addrinfo(const char *name, const struct addrinfo *res);
+void engine_learn_hostent(const char *name, const struct hostent *h);
+
 /* --- signals (wrap_signal.c) -------------------------------------------- */
 
 /* Record whether sig's handler restarts interrupted calls (SA_RESTART);

@@ -24,6 +24,18 @@ void dl_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* dl_log_event - "libdeadline: <logfmt fields>" for enforcement events. */
 void dl_log_event(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A field of an enforcement event; str == NULL means the number. */
+struct dl_field {
+	const char *key;
+	const char *str;
+	long long num;
+};
+
+/* dl_log_fields - one event line with time and pid first: logfmt
+ * ("libdeadline: time=... pid=... key=value ...", values quoted when
+ * needed) or, with DEADLINE_LOG_FORMAT=json, one JSON object per line. */
+void dl_log_fields(const struct dl_field *f, int n);
+
 extern int dl_log_debug_on;
 void dl_log_debugf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -57,6 +57,11 @@ void dl_real_bind(void)
 	BIND(epoll_pwait2);
 	BIND(sigaction);
 	BIND(signal);
+	BIND(getaddrinfo);
+	BIND(gethostbyname);
+	BIND(gethostbyname2);
+	BIND(gethostbyname_r);
+	BIND(gethostbyname2_r);
 	if (!dl_real.fcntl64)
 		__atomic_store_n(&dl_real.fcntl64, dl_real.fcntl,
 				 __ATOMIC_RELEASE);

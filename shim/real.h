@@ -8,6 +8,7 @@
 #ifndef DL_REAL_H
 #define DL_REAL_H
 
+#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stddef.h>
@@ -60,6 +61,14 @@ struct dl_real {
 	int (*epoll_pwait2)(int, struct epoll_event *, int,
 			    const struct timespec *, const sigset_t *);
 	int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+	int (*getaddrinfo)(const char *, const char *, const struct addrinfo *,
+			   struct addrinfo **);
+	struct hostent *(*gethostbyname)(const char *);
+	struct hostent *(*gethostbyname2)(const char *, int);
+	int (*gethostbyname_r)(const char *, struct hostent *, char *, size_t,
+			       struct hostent **, int *);
+	int (*gethostbyname2_r)(const char *, int, struct hostent *, char *,
+				size_t, struct hostent **, int *);
 	sighandler_t (*signal)(int, sighandler_t);
 };
 
