@@ -1376,6 +1376,13 @@ int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
 				break;
 			cur = next;
 			curlen = nlen;
+			{
+				/* A failed handshake leaves the socket
+				 * "connecting"; dissolve it so it may try
+				 * again. */
+				struct sockaddr unspec = { .sa_family = AF_UNSPEC };
+				REAL(connect)(fd, &unspec, sizeof(unspec));
+			}
 			/* A fresh connect deadline; the request one runs on. */
 			req = __atomic_load_n(&c->dl[DL_PH_REQUEST],
 					      __ATOMIC_RELAXED);
