@@ -38,7 +38,7 @@ endif
 CORE_MODS  := policy conn dlheap match conf names
 # Interposition layer and engine.
 SHIM_MODS  := real fdtab log engine wrap_socket wrap_io wrap_fd wrap_wait \
-              wrap_signal wrap_dns
+              wrap_signal wrap_dns signals
 
 CORE_OBJS  := $(CORE_MODS:%=$(BUILD)/obj/%.o)
 SHIM_OBJS  := $(SHIM_MODS:%=$(BUILD)/obj/%.o)
@@ -48,7 +48,8 @@ SHIM_LIB   := $(BUILD)/libdeadline.so
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
 INTEG_SRCS := $(wildcard tests/integration/*.c)
 HELPER_SRCS:= $(wildcard tests/helpers/*.c)
-HELPERS    := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/helpers/%)
+HELPERS    := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/helpers/%) \
+              $(BUILD)/helpers/libctorlib.so
 UNIT_BIN   := $(BUILD)/tests/unit
 INTEG_BIN  := $(BUILD)/tests/integration
 
@@ -77,10 +78,23 @@ $(SHIM_LIB): $(SHIM_OBJS) $(CORE_LIB)
 	    -o $@ $(SHIM_OBJS) $(CORE_LIB) $(LIBS)
 
 $(BUILD)/deadline: tools/deadline.c $(CORE_LIB) | $(BUILD)
-	$(CC) $(BASE_CFLAGS) $(LDHARDEN) -o $@ $< $(CORE_LIB) $(LIBS)
+	$(CC) $(BASE_CFLAGS) -DDL_LIBDIR='"$(LIBDIR)"' $(LDHARDEN) -o $@ $< \
+	    $(CORE_LIB) $(LIBS)
 
 $(BUILD)/helpers/%: tests/helpers/%.c tests/helpers/helpers.h | $(BUILD)/helpers
 	$(CC) $(BASE_CFLAGS) $(LDHARDEN) -Wno-missing-prototypes -o $@ $< -lpthread
+
+# ctorlib.c twice: a library whose constructor makes socket calls, and a
+# program linked against it (core::socket_calls_in_foreign_constructor).
+$(BUILD)/helpers/libctorlib.so: tests/helpers/ctorlib.c tests/helpers/helpers.h | $(BUILD)/helpers
+	$(CC) $(BASE_CFLAGS) -Wno-missing-prototypes -shared \
+	    -DDL_CTORLIB_SHARED -o $@ $<
+
+$(BUILD)/helpers/ctorlib: tests/helpers/ctorlib.c tests/helpers/helpers.h \
+                          $(BUILD)/helpers/libctorlib.so
+	$(CC) $(BASE_CFLAGS) $(LDHARDEN) -Wno-missing-prototypes -o $@ $< \
+	    -L$(BUILD)/helpers -Wl,--no-as-needed -lctorlib \
+	    -Wl,-rpath,'$$ORIGIN' -lpthread
 
 $(UNIT_BIN): $(UNIT_SRCS) $(CORE_LIB) | $(BUILD)/tests
 	$(CC) $(BASE_CFLAGS) -Wno-missing-prototypes -o $@ $(UNIT_SRCS) \

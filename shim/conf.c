@@ -1030,6 +1030,41 @@ static int prescan(struct loader *L, const char *data, size_t len)
 	return bad;
 }
 
+/* 1 when a ',' is directly followed (blanks aside) by ')' or ']' on line
+ * `line`, or the line opens with one of those and the previous non-blank
+ * byte is a ','.  libconfig 1.5 rejects such a trailing comma (later
+ * versions accept it), and it is the commonest slip in a rules list, so
+ * "syntax error" alone would leave the user guessing. */
+static int trailing_comma_at(const struct loader *L, unsigned line)
+{
+	const char *t, *p;
+	size_t len;
+
+	t = find_line(L, line, &len);
+	if (!t)
+		return 0;
+	for (p = t; p < t + len; p++) {
+		const char *q = p + 1;
+
+		if (*p != ',')
+			continue;
+		while (q < t + len && (*q == ' ' || *q == '\t' || *q == '\r'))
+			q++;
+		if (q < t + len && (*q == ')' || *q == ']'))
+			return 1;
+	}
+	for (p = t; p < t + len && (*p == ' ' || *p == '\t'); p++)
+		;
+	if (p == t + len || (*p != ')' && *p != ']'))
+		return 0;
+	for (p = t; p > L->text; p--) {
+		char ch = p[-1];
+		if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r')
+			return ch == ',';
+	}
+	return 0;
+}
+
 /* Drops everything a failed load parsed, keeping path and errors. */
 static void clear_loaded(struct conf *c)
 {
@@ -1039,59 +1074,82 @@ static void clear_loaded(struct conf *c)
 	c->seed = 0;
 }
 
-int conf_load_mem(struct conf *c, const char *data, size_t len,
-		  const char *name)
+/* Starts a load: drops whatever c held and records the name.  Returns 0,
+ * or -1 (ENOMEM, reported if at all possible). */
+static int begin_load(struct loader *L)
 {
-	struct loader L = { c, name ? name : "(config)", NULL };
+	conf_free(L->c);
+	L->c->path = strdup(L->name);
+	if (!L->c->path) {
+		add_error(L, 0, "out of memory");
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+/* Checks and parses data[0..len) into L->c.  Returns 0, or -1 with the
+ * errors recorded and the parsed part dropped. */
+static int load_text(struct loader *L, const char *data, size_t len)
+{
+	struct conf *c = L->c;
 	config_t cfg;
 	char *text;
 
-	if (!c->path) {
-		c->path = strdup(L.name);
-		if (!c->path) {
-			errno = ENOMEM;
-			add_error(&L, 0, "out of memory");
-			return -1;
-		}
-	}
 	if (!data)
 		len = 0;
 	if (len > CONF_MAX_FILE_BYTES) {
-		add_error(&L, 0, "larger than %d bytes", CONF_MAX_FILE_BYTES);
+		add_error(L, 0, "larger than %d bytes", CONF_MAX_FILE_BYTES);
 		return -1;
 	}
-	if (prescan(&L, data, len))
+	if (prescan(L, data, len))
 		return -1;
 	text = malloc(len + 1);
 	if (!text) {
+		add_error(L, 0, "out of memory");
 		errno = ENOMEM;
-		add_error(&L, 0, "out of memory");
 		return -1;
 	}
 	if (len)
 		memcpy(text, data, len);
 	text[len] = '\0';
 
-	L.text = text;
+	L->text = text;
 	config_init(&cfg);
 	if (config_read_string(&cfg, text) != CONFIG_TRUE) {
 		const char *t = config_error_text(&cfg);
 		int line = config_error_line(&cfg);
 		char qt[QBUF];
 
-		add_error(&L, line > 0 ? (unsigned)line : 0, "%s",
-			  quote(qt, t ? t : "parse error"));
+		quote(qt, t ? t : "parse error");
+		if (line > 0 && t && strcmp(t, "syntax error") == 0 &&
+		    trailing_comma_at(L, (unsigned)line))
+			add_error(L, (unsigned)line, "%s (a comma before ')' or "
+				  "']' is not allowed)", qt);
+		else
+			add_error(L, line > 0 ? (unsigned)line : 0, "%s", qt);
 	} else {
-		parse_root(&L, config_root_setting(&cfg));
+		parse_root(L, config_root_setting(&cfg));
 	}
 	config_destroy(&cfg);
+	L->text = NULL;
 	free(text);
 
-	if (error_count(&L)) {
+	if (error_count(L)) {
 		clear_loaded(c);
 		return -1;
 	}
 	return 0;
+}
+
+int conf_load_mem(struct conf *c, const char *data, size_t len,
+		  const char *name)
+{
+	struct loader L = { c, name ? name : "(config)", NULL };
+
+	if (begin_load(&L) < 0)
+		return -1;
+	return load_text(&L, data, len);
 }
 
 /* Reads the whole file into a fresh buffer (one byte more than the limit,
@@ -1165,22 +1223,17 @@ int conf_load(struct conf *c, const char *path)
 	size_t len;
 	int rc;
 
-	if (!c->path) {
-		c->path = strdup(L.name);
-		if (!c->path) {
-			errno = ENOMEM;
-			add_error(&L, 0, "out of memory");
-			return -1;
-		}
-	}
+	if (begin_load(&L) < 0)
+		return -1;
 	if (!path) {
 		add_error(&L, 0, "cannot read: no file name");
+		errno = EINVAL;
 		return -1;
 	}
 	data = read_file(&L, path, &len);
 	if (!data)
 		return -1;
-	rc = conf_load_mem(c, data, len, path);
+	rc = load_text(&L, data, len);
 	free(data);
 	return rc;
 }

@@ -138,13 +138,14 @@ struct conf_peer {
  * is gives the built-ins, i.e. pure pass-through. */
 void conf_init(struct conf *c);
 
-/* conf_load - read and check the libconfig file at path into c (which must
- * be conf_init()ed and not loaded yet).  Reads at most CONF_MAX_FILE_BYTES.
- * Returns 0 on success.  Returns -1 if there was any error: all of them
- * are in c->errors, and c holds no rules and no defaults (so it behaves as
- * an empty configuration) - a half-understood file never half-applies.
- * On allocation failure errno is ENOMEM and the list may be short.
- * Call conf_free() in both cases.
+/* conf_load - read and check the libconfig file at path into c, which must
+ * have been conf_init()ed; anything it held before is released first.
+ * Reads at most CONF_MAX_FILE_BYTES.  Returns 0 on success.  Returns -1 if
+ * there was any error: all of them are in c->errors (a file that cannot be
+ * read leaves errno from open/read), and c holds no rules and no defaults,
+ * so it behaves as an empty configuration - a half-understood file never
+ * half-applies.  On allocation failure errno is ENOMEM and the list may be
+ * short or, at worst, empty.  Call conf_free() in both cases.
  */
 int conf_load(struct conf *c, const char *path);
 

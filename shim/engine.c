@@ -40,6 +40,7 @@
 #include "names.h"
 #include "policy.h"
 #include "real.h"
+#include "signals.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -64,7 +65,6 @@ static struct {
 	pthread_mutex_t lk;
 	struct dlheap heap;
 	size_t armed; /* heap.n, readable without lk */
-	uint64_t norestart; /* signals whose handler lacks SA_RESTART */
 	pthread_key_t tls_key;
 	int tls_key_ok;
 } E = {
@@ -837,6 +837,7 @@ void engine_on_dup(int oldfd, int newfd)
 	*fdtab_peer(newfd) = *fdtab_peer(oldfd);
 	n->rcvtimeo_ms = o->rcvtimeo_ms;
 	n->sndtimeo_ms = o->sndtimeo_ms;
+	__atomic_fetch_or(&o->st, CONN_SHARED, __ATOMIC_ACQ_REL);
 	__atomic_store_n(&n->st, conn_state(o), __ATOMIC_RELEASE);
 	if (conn_deadline(n, 0))
 		refile(newfd, n);
@@ -932,7 +933,9 @@ static int app_nonblocking(int fd, struct dl_conn *c, int *flp)
 {
 	int fl;
 
-	if (conn_state(c) & CONN_NONBLOCK)
+	/* O_NONBLOCK lives on the open file: after a dup the program may
+	 * change it through the other number, so ask the kernel. */
+	if ((conn_state(c) & (CONN_NONBLOCK | CONN_SHARED)) == CONN_NONBLOCK)
 		return 1;
 	fl = REAL(fcntl64)(fd, F_GETFL);
 	if (flp)
@@ -941,31 +944,9 @@ static int app_nonblocking(int fd, struct dl_conn *c, int *flp)
 		engine_on_setfl(fd, 1);
 		return 1;
 	}
+	if (conn_state(c) & CONN_NONBLOCK)
+		engine_on_setfl(fd, 0);
 	return 0;
-}
-
-/* ------------------------------------------------------------------------
- * Signals: a blocking socket call interrupted by a handler installed with
- * SA_RESTART is restarted by the kernel; our private wait never is, so we
- * restart it ourselves when every installed handler asks for it.
- */
-
-void engine_on_sigaction(int sig, int restart)
-{
-	uint64_t bit;
-
-	if (sig <= 0 || sig > 64)
-		return;
-	bit = 1ull << (sig - 1);
-	if (restart == 0)
-		__atomic_fetch_or(&E.norestart, bit, __ATOMIC_RELAXED);
-	else
-		__atomic_fetch_and(&E.norestart, ~bit, __ATOMIC_RELAXED);
-}
-
-static int restart_after_signal(void)
-{
-	return __atomic_load_n(&E.norestart, __ATOMIC_RELAXED) == 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -1077,6 +1058,7 @@ static enum wait_result private_wait_counted(int fd, struct dl_conn *c,
 		until = dl;
 		if (app_dl && (!until || app_dl < until))
 			until = app_dl;
+		sig_wait_begin();
 		n = epoll_wait(epfd, &ev, 1, until ? to_epoll_ms(until - now) : -1);
 		if (n < 0) {
 			if (errno != EINTR)
@@ -1084,7 +1066,7 @@ static enum wait_result private_wait_counted(int fd, struct dl_conn *c,
 			/* The kernel restarts a blocking socket call after an
 			 * SA_RESTART handler, unless the socket has a timeout
 			 * (signal(7)); so do we. */
-			if (app_ms || !restart_after_signal())
+			if (app_ms || sig_interrupted_norestart())
 				return W_INTR;
 		} else if (n == 1 && ev.data.u64 != tag) {
 			/* A registration the program's close left behind:
@@ -1106,7 +1088,11 @@ static enum wait_result private_wait_counted(int fd, struct dl_conn *c,
  * connect
  */
 
-static int connect_wait(int fd, struct dl_conn *c)
+/* Wait for the handshake a blocking connect() started.  On success the
+ * socket is also moved to the state a native blocking connect leaves it in
+ * (a second connect() then fails with EISCONN, not 0). */
+static int connect_wait(int fd, struct dl_conn *c, const struct sockaddr *addr,
+			socklen_t len)
 {
 	for (;;) {
 		int err = 0;
@@ -1149,6 +1135,9 @@ static int connect_wait(int fd, struct dl_conn *c)
 				continue; /* spurious wake-up: still in SYN */
 		}
 		conn_connected(c);
+		err = errno;
+		REAL(connect)(fd, addr, len);
+		errno = err;
 		return 0;
 	}
 }
@@ -1176,7 +1165,7 @@ static int connect_blocking_once(int fd, struct dl_conn *c,
 		return -1;
 	}
 	errno = saved;
-	return connect_wait(fd, c);
+	return connect_wait(fd, c, addr, len);
 }
 
 static int retryable(const struct dl_conn *c, int e)
@@ -1283,7 +1272,7 @@ int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	if ((st & CONN_TRACKED) && (st & CONN_CONNECTING)) {
 		/* A second connect() while the handshake runs. */
 		if (!app_nonblocking(fd, c, 0)) {
-			r = connect_wait(fd, c);
+			r = connect_wait(fd, c, addr, len);
 			if (r < 0 && errno != EINTR &&
 			    !(conn_state(c) & CONN_EXPIRED)) {
 				e = errno;
@@ -1622,7 +1611,7 @@ ssize_t engine_io(int fd, struct dl_io *io)
 	keep_going = wrote || ((io->flags & MSG_WAITALL) &&
 			       (io->op == OP_RECV || io->op == OP_RECVFROM ||
 				io->op == OP_RECVMSG));
-	if (conn_state(c) & CONN_NONBLOCK)
+	if ((conn_state(c) & (CONN_NONBLOCK | CONN_SHARED)) == CONN_NONBLOCK)
 		keep_going = 0; /* an event loop takes partial transfers */
 	if (keep_going)
 		want = io_total(io);

@@ -132,10 +132,4 @@ int engine_getaddrinfo(const char *node, const char *service,
 void engine_learn_addrinfo(const char *name, const struct addrinfo *res);
 void engine_learn_hostent(const char *name, const struct hostent *h);
 
-/* --- signals (wrap_signal.c) -------------------------------------------- */
-
-/* Record whether sig's handler restarts interrupted calls (SA_RESTART);
- * restart is -1 for SIG_DFL/SIG_IGN. */
-void engine_on_sigaction(int sig, int restart);
-
 #endif

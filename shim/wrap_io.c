@@ -13,6 +13,12 @@
 
 extern void __chk_fail(void) __attribute__((noreturn));
 
+/* glibc declares these only under _FORTIFY_SOURCE. */
+ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen);
+ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags);
+ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
+		       struct sockaddr *from, socklen_t *fromlen);
+
 /* ---- read side ------------------------------------------------------- */
 
 static ssize_t do_read(int fd, void *buf, size_t n)

@@ -19,6 +19,11 @@
 
 extern void __chk_fail(void) __attribute__((noreturn));
 
+/* glibc declares these only under _FORTIFY_SOURCE. */
+int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen);
+int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
+		const sigset_t *mask, size_t fdslen);
+
 #define NS 1000000000ll
 
 /* How long the next slice may last: until the earliest deadline or the
