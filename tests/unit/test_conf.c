@@ -279,6 +279,8 @@ FIXTURE(faults_type, "faults-type.conf",
 	"3: 'faults' must be a group { ... }, not a string")
 FIXTURE(include, "include.conf",
 	"3: @include is not supported: keep the configuration in one file")
+FIXTURE(trailing_comma, "trailing-comma.conf",
+	"6: syntax error (a comma before ')' or ']' is not allowed)")
 FIXTURE(multi_error, "multi-error.conf",
 	"5: bad duration 'soon' for 'connect_timeout' " DUR_HINT,
 	"6: unknown errno name 'ETIMEDOUTT'; did you mean 'ETIMEDOUT'?",
@@ -302,7 +304,7 @@ Test(conf_fixture, every_file_matches_its_expect_comments)
 		files++;
 	}
 	closedir(d);
-	cr_expect_geq(files, 39);
+	cr_expect_geq(files, 40);
 }
 
 /* ----------------------------------------------------- files on disk */
@@ -481,6 +483,17 @@ Test(conf_errors, duration_forms)
 	BAD("defaults = { idle_timeout = (1); };",
 	    "1: 'idle_timeout' must be a duration string like \"2s\" or "
 	    "integer milliseconds, not a list");
+}
+
+Test(conf_errors, syntax_hints)
+{
+	BAD("rules = ( { port = 1; }, );",
+	    "1: syntax error (a comma before ')' or ']' is not allowed)");
+	BAD("rules = ( { cidr = [ \"10.0.0.0/8\", ]; } );",
+	    "1: syntax error (a comma before ')' or ']' is not allowed)");
+	BAD("rules = ( { port = 1; }\n  { port = 2; } );",
+	    "2: syntax error");
+	BAD("seed = ;", "1: syntax error");
 }
 
 Test(conf_errors, wrong_types)
@@ -1058,4 +1071,22 @@ Test(conf_lines, hostile_file_stays_fast)
 	cr_expect_lt(ms, 3000.0, "took %.0f ms", ms);
 	conf_free(&c);
 	free(s);
+}
+
+Test(conf_file, reloading_replaces_everything)
+{
+	struct conf c;
+
+	load_ok(&c, "rules = ( { port = 1; }, { port = 2; } );");
+	cr_expect_eq(c.nrules, 2);
+	cr_expect_eq(conf_load_mem(&c, "rules = ( { port = 3; } );", 26,
+				   "u.conf"), 0);
+	cr_expect_eq(c.nrules, 1);
+	cr_expect_str_eq(c.path, "u.conf");
+	cr_expect_eq(conf_load_mem(&c, "x = 1;", 6, "v.conf"), -1);
+	cr_expect_eq(c.nerrors, 1);
+	cr_expect_eq(c.nrules, 0);
+	cr_expect_eq(conf_load(&c, path_of("config/curl-client.conf")), 0);
+	cr_expect_eq(c.nerrors, 0, "old errors are gone");
+	conf_free(&c);
 }

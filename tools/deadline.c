@@ -1,0 +1,674 @@
+/* deadline - run a command with libdeadline preloaded, or check a config.
+ *
+ *   deadline [OPTIONS] [--] COMMAND [ARGS...]
+ *   deadline check FILE
+ *
+ * Exit status follows timeout(1) and env(1): the command's own status
+ * (we exec it), 125 for our usage errors, 126 when the command exists but
+ * cannot be run, 127 when it is not found.  `check` exits 0 or 2.
+ */
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "policy.h"
+
+#ifndef DL_LIBDIR
+#define DL_LIBDIR "/usr/local/lib"
+#endif
+#ifndef DL_VERSION
+#define DL_VERSION "0.1.0"
+#endif
+
+#define LIBNAME "libdeadline.so"
+
+enum {
+	EXIT_USAGE = 125,
+	EXIT_CANNOT_RUN = 126,
+	EXIT_NOT_FOUND = 127,
+	EXIT_CHECK_FAILED = 2,
+};
+
+static const char *prog = "deadline";
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: %s [OPTIONS] [--] COMMAND [ARGS...]\n"
+"       %s check FILE\n"
+"\n"
+"Run COMMAND with libdeadline preloaded, so that its TCP connections get\n"
+"deadlines without changing the program.\n"
+"\n"
+"Options:\n"
+"  --config FILE      per-host rules (libconfig); sets DEADLINE_CONFIG\n"
+"  --connect D        connect deadline      (DEADLINE_CONNECT_TIMEOUT)\n"
+"  --first-byte D     first-byte deadline   (DEADLINE_FIRST_BYTE_TIMEOUT)\n"
+"  --idle D           idle deadline         (DEADLINE_IDLE_TIMEOUT)\n"
+"  --request D        request deadline      (DEADLINE_REQUEST_TIMEOUT)\n"
+"  --log FILE         libdeadline's log: a file (appended), \"stderr\"\n"
+"                     (default) or \"off\" (DEADLINE_LOG)\n"
+"  --strict           DEADLINE_STRICT=1\n"
+"  -h, --help         show this help and exit\n"
+"  -V, --version      show the version and exit\n"
+"\n"
+"D is a duration: 250ms, 2s, 1m30s, 1.5s, or a number of milliseconds.\n"
+"The command-line limits override the configuration file.\n"
+"\n"
+"'check FILE' reports every error in FILE with its line (exit 2), or\n"
+"prints the effective rules (exit 0).\n"
+"\n"
+"Exit status: COMMAND's, or 125 (deadline's own error), 126 (COMMAND\n"
+"cannot be run), 127 (COMMAND not found).\n",
+		prog, prog);
+}
+
+static void die_usage(const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 1, 2)));
+
+/* Prints "deadline: <message>" and a hint, exits 125. */
+static void die_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help' for more information.\n", prog);
+	exit(EXIT_USAGE);
+}
+
+static void die(const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 1, 2)));
+
+/* Prints "deadline: <message>" and exits 125: our own failure, not a
+ * misuse, so no usage hint. */
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(EXIT_USAGE);
+}
+
+/* ------------------------------------------------------------ durations */
+
+/* Writes ms in the shortest form policy_parse_duration reads back:
+ * "-" for none, "250ms", "1.5s", "1m30s", "2h".  Returns buf. */
+static char *fmt_ms(uint32_t ms, char *buf, size_t len)
+{
+	unsigned h, m, s, f;
+	size_t o = 0;
+
+	if (!ms) {
+		snprintf(buf, len, "-");
+		return buf;
+	}
+	if (ms < 1000) {
+		snprintf(buf, len, "%ums", ms);
+		return buf;
+	}
+	h = ms / 3600000u;
+	m = ms / 60000u % 60u;
+	s = ms / 1000u % 60u;
+	f = ms % 1000u;
+	buf[0] = '\0';
+	if (h)
+		o += (size_t)snprintf(buf + o, len - o, "%uh", h);
+	if (m && o < len)
+		o += (size_t)snprintf(buf + o, len - o, "%um", m);
+	if ((s || f) && o < len) {
+		if (f) {
+			char fr[8];
+			size_t n;
+
+			snprintf(fr, sizeof(fr), "%03u", f);
+			for (n = strlen(fr); n > 1 && fr[n - 1] == '0'; n--)
+				fr[n - 1] = '\0';
+			snprintf(buf + o, len - o, "%u.%ss", s, fr);
+		} else {
+			snprintf(buf + o, len - o, "%us", s);
+		}
+	}
+	return buf;
+}
+
+/* ---------------------------------------------------------------- check */
+
+static const char *env_lookup(const char *name)
+{
+	return getenv(name);
+}
+
+static void env_warn(const char *msg)
+{
+	fprintf(stderr, "%s: warning: %s\n", prog, msg);
+}
+
+/* Prints every load error of c to stderr.  Returns how many there were. */
+static size_t print_errors(const struct conf *c)
+{
+	for (size_t i = 0; i < c->nerrors; i++)
+		fprintf(stderr, "%s\n", c->errors[i]);
+	if (c->errors_dropped)
+		fprintf(stderr, "%s: ... and %zu more errors\n",
+			c->path ? c->path : "?", c->errors_dropped);
+	return c->nerrors + c->errors_dropped;
+}
+
+#define NCOLS 11
+
+static void row_cells(const struct conf *c, const struct conf_rule *r,
+		      char cells[NCOLS][160])
+{
+	struct conf_effective e;
+	int k = 0;
+
+	conf_effective(c, r, &e);
+	snprintf(cells[k++], 160, "%s", e.rule_name);
+	if (r)
+		conf_rule_describe(r, cells[k++], 160);
+	else
+		snprintf(cells[k++], 160, "(no rule matched)");
+	for (int ph = 0; ph < DL_PH_COUNT; ph++)
+		fmt_ms(e.limits.ms[ph], cells[k++], 160);
+	fmt_ms(e.dns_timeout_ms, cells[k++], 160);
+	snprintf(cells[k++], 160, "%s",
+		 conf_errno_name(e.err) ? conf_errno_name(e.err) : "?");
+	snprintf(cells[k++], 160, "%s", conf_teardown_name(e.teardown));
+	if (e.connect_retries) {
+		char b[32], m[32];
+		snprintf(cells[k++], 160, "%u (%s..%s)", e.connect_retries,
+			 fmt_ms(e.backoff_base_ms, b, sizeof(b)),
+			 fmt_ms(e.backoff_max_ms, m, sizeof(m)));
+	} else {
+		snprintf(cells[k++], 160, "0");
+	}
+	snprintf(cells[k++], 160, "%s", e.has_faults ? "yes (inert)" : "-");
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	static const char *const heads[NCOLS] = {
+		"NAME", "MATCH", "CONNECT", "FIRST_BYTE", "IDLE", "REQUEST",
+		"DNS", "ERRNO", "TEARDOWN", "RETRIES", "FAULTS",
+	};
+	char (*cells)[NCOLS][160];
+	size_t width[NCOLS], nrows;
+	struct dl_limits env;
+	struct conf c;
+	int env_set;
+
+	if (argc != 2)
+		die_usage("check takes exactly one FILE argument");
+	conf_init(&c);
+	if (conf_load(&c, argv[1]) < 0) {
+		size_t n = print_errors(&c);
+		fprintf(stderr, "%s: %s: %zu error%s\n", prog, argv[1], n,
+			n == 1 ? "" : "s");
+		conf_free(&c);
+		return EXIT_CHECK_FAILED;
+	}
+	/* Show what the program would really get, environment included. */
+	policy_limits_from_env(&env, env_lookup, env_warn);
+	env_set = policy_limits_any(&env);
+	conf_apply_env_overrides(&c, &env);
+
+	nrows = c.nrules + 2;	/* header, rules, defaults */
+	cells = calloc(nrows, sizeof(*cells));
+	if (!cells) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		conf_free(&c);
+		return EXIT_CHECK_FAILED;
+	}
+	for (int k = 0; k < NCOLS; k++)
+		snprintf(cells[0][k], 160, "%s", heads[k]);
+	for (size_t i = 0; i < c.nrules; i++)
+		row_cells(&c, &c.rules[i], cells[i + 1]);
+	row_cells(&c, NULL, cells[nrows - 1]);
+
+	for (int k = 0; k < NCOLS; k++) {
+		width[k] = 0;
+		for (size_t i = 0; i < nrows; i++)
+			if (strlen(cells[i][k]) > width[k])
+				width[k] = strlen(cells[i][k]);
+	}
+	for (size_t i = 0; i < nrows; i++) {
+		for (int k = 0; k < NCOLS - 1; k++)
+			printf("%-*s  ", (int)width[k], cells[i][k]);
+		printf("%s\n", cells[i][NCOLS - 1]);
+	}
+	if (c.has_seed)
+		printf("seed: %lld\n", c.seed);
+	if (env_set)
+		printf("note: DEADLINE_*_TIMEOUT variables in the environment "
+		       "override the file; they are included above.\n");
+	free(cells);
+	conf_free(&c);
+	return 0;
+}
+
+/* ------------------------------------------------------ library lookup */
+
+/* Finds libdeadline.so: beside our executable, then ../lib/ from it, then
+ * the install directory.  Writes the canonical path into out.  Returns 0,
+ * or -1 when none is readable. */
+static int find_library(char *out, size_t outlen)
+{
+	char self[PATH_MAX], cand[PATH_MAX + 32], real[PATH_MAX];
+	const char *dirs[3] = { NULL, NULL, DL_LIBDIR };
+	char dir[PATH_MAX];
+	ssize_t n;
+
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		char *slash;
+
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(dir, sizeof(dir), "%s", self);
+			dirs[0] = dir;
+			dirs[1] = dir;
+		}
+	}
+	for (int i = 0; i < 3; i++) {
+		if (!dirs[i])
+			continue;
+		snprintf(cand, sizeof(cand), "%s/%s%s", dirs[i],
+			 i == 1 ? "../lib/" : "", LIBNAME);
+		if (access(cand, R_OK) == 0 && realpath(cand, real) &&
+		    strlen(real) < outlen) {
+			memcpy(out, real, strlen(real) + 1);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* 1 when the space/colon separated list already holds item. */
+static int preload_has(const char *list, const char *item)
+{
+	size_t n = strlen(item);
+
+	while (list && *list) {
+		size_t len = strcspn(list, " :");
+		if (len == n && strncmp(list, item, n) == 0)
+			return 1;
+		list += len;
+		list += strspn(list, " :");
+	}
+	return 0;
+}
+
+/* Puts lib first in LD_PRELOAD, keeping what was there after it: our
+ * wrappers must be the ones the program's calls reach first. */
+static void set_preload(const char *lib)
+{
+	const char *old = getenv("LD_PRELOAD");
+	char *v;
+	size_t n;
+
+	if (strpbrk(lib, " :"))
+		die("cannot preload %s: LD_PRELOAD cannot carry a path "
+			  "with a space or a colon", lib);
+	if (old && preload_has(old, lib))
+		return;
+	if (!old || !*old) {
+		setenv("LD_PRELOAD", lib, 1);
+		return;
+	}
+	n = strlen(lib) + 1 + strlen(old) + 1;
+	v = malloc(n);
+	if (!v)
+		die("out of memory");
+	snprintf(v, n, "%s:%s", lib, old);
+	setenv("LD_PRELOAD", v, 1);
+	free(v);
+}
+
+/* --------------------------------------------------- command inspection */
+
+/* Finds the file execvp would run.  Returns 0 with the path in out,
+ * EACCES when a match exists but is not executable, ENOENT otherwise. */
+static int resolve_command(const char *cmd, char *out, size_t outlen)
+{
+	const char *path, *p;
+	int seen_eacces = 0;
+
+	if (!*cmd)
+		return ENOENT;
+	if (strchr(cmd, '/')) {
+		if (access(cmd, F_OK) < 0)
+			return ENOENT;
+		snprintf(out, outlen, "%s", cmd);
+		return access(cmd, X_OK) == 0 ? 0 : EACCES;
+	}
+	path = getenv("PATH");
+	if (!path)
+		path = "/bin:/usr/bin";
+	for (p = path;; ) {
+		size_t len = strcspn(p, ":");
+		char cand[PATH_MAX];
+		struct stat st;
+		int n;
+
+		/* An empty element means the current directory. */
+		if (len == 0)
+			n = snprintf(cand, sizeof(cand), "%s", cmd);
+		else
+			n = snprintf(cand, sizeof(cand), "%.*s/%s", (int)len,
+				     p, cmd);
+		if (n > 0 && (size_t)n < sizeof(cand) &&
+		    stat(cand, &st) == 0 && S_ISREG(st.st_mode)) {
+			if (access(cand, X_OK) == 0) {
+				snprintf(out, outlen, "%s", cand);
+				return 0;
+			}
+			seen_eacces = 1;
+		}
+		if (!p[len])
+			break;
+		p += len + 1;
+	}
+	return seen_eacces ? EACCES : ENOENT;
+}
+
+struct elf_facts {
+	int is_elf;
+	int has_interp;	/* PT_INTERP present: dynamically linked */
+	int is_go;	/* Go build-id note or buildinfo section */
+};
+
+static int read_at(int fd, void *buf, size_t len, off_t off)
+{
+	ssize_t n = pread(fd, buf, len, off);
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+/* Looks for Go's marker sections by name; bounded reads only.
+ * T is Elf64 or Elf32; both share the logic through this macro. */
+#define SCAN_ELF(EHDR, PHDR, SHDR)                                          \
+	do {                                                                 \
+		EHDR eh;                                                     \
+		if (read_at(fd, &eh, sizeof(eh), 0) < 0)                     \
+			return;                                              \
+		if (eh.e_phentsize == sizeof(PHDR) && eh.e_phnum < 4096) {   \
+			for (unsigned i = 0; i < eh.e_phnum; i++) {          \
+				PHDR ph;                                     \
+				if (read_at(fd, &ph, sizeof(ph),             \
+					    (off_t)(eh.e_phoff +             \
+						    i * sizeof(ph))) < 0)    \
+					break;                               \
+				if (ph.p_type == PT_INTERP)                  \
+					f->has_interp = 1;                   \
+			}                                                    \
+		}                                                            \
+		if (eh.e_shentsize == sizeof(SHDR) && eh.e_shnum &&          \
+		    eh.e_shnum < 4096 && eh.e_shstrndx < eh.e_shnum) {       \
+			SHDR strh;                                           \
+			char *names;                                         \
+			if (read_at(fd, &strh, sizeof(strh),                 \
+				    (off_t)(eh.e_shoff + eh.e_shstrndx *     \
+						       sizeof(strh))) < 0 || \
+			    strh.sh_size == 0 || strh.sh_size > (1u << 20))  \
+				return;                                      \
+			names = malloc((size_t)strh.sh_size + 1);            \
+			if (!names)                                          \
+				return;                                      \
+			if (read_at(fd, names, (size_t)strh.sh_size,         \
+				    (off_t)strh.sh_offset) == 0) {           \
+				names[strh.sh_size] = '\0';                  \
+				for (unsigned i = 0; i < eh.e_shnum; i++) {  \
+					SHDR sh;                             \
+					const char *nm;                      \
+					if (read_at(fd, &sh, sizeof(sh),     \
+						    (off_t)(eh.e_shoff +     \
+							    i * sizeof(sh))) \
+					    < 0)                             \
+						break;                       \
+					if (sh.sh_name >= strh.sh_size)      \
+						continue;                    \
+					nm = names + sh.sh_name;             \
+					if (!strcmp(nm, ".note.go.buildid")  \
+					    || !strcmp(nm, ".go.buildinfo")) \
+						f->is_go = 1;                \
+				}                                            \
+			}                                                    \
+			free(names);                                         \
+		}                                                            \
+	} while (0)
+
+static void scan_elf_fd(int fd, struct elf_facts *f)
+{
+	unsigned char ident[EI_NIDENT];
+
+	if (read_at(fd, ident, sizeof(ident), 0) < 0 ||
+	    memcmp(ident, ELFMAG, SELFMAG) != 0)
+		return;
+	/* A foreign byte order cannot run here anyway: exec will say so. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	if (ident[EI_DATA] != ELFDATA2LSB)
+		return;
+#else
+	if (ident[EI_DATA] != ELFDATA2MSB)
+		return;
+#endif
+	f->is_elf = 1;
+	if (ident[EI_CLASS] == ELFCLASS64)
+		SCAN_ELF(Elf64_Ehdr, Elf64_Phdr, Elf64_Shdr);
+	else if (ident[EI_CLASS] == ELFCLASS32)
+		SCAN_ELF(Elf32_Ehdr, Elf32_Phdr, Elf32_Shdr);
+	else
+		f->is_elf = 0;
+}
+
+#undef SCAN_ELF
+
+/* Warns about programs the shim cannot act on: static binaries (no loader
+ * to honour LD_PRELOAD), setuid/setgid ones (the loader drops it), and Go
+ * programs (raw system calls bypass libc). */
+static void warn_unreachable(const char *shown, const char *path)
+{
+	struct elf_facts f = { 0, 0, 0 };
+	struct stat st;
+	int fd;
+
+	if (stat(path, &st) == 0 &&
+	    (((st.st_mode & S_ISUID) && st.st_uid != getuid()) ||
+	     ((st.st_mode & S_ISGID) && st.st_gid != getgid())))
+		fprintf(stderr, "%s: warning: %s is setuid or setgid; the "
+			"loader ignores LD_PRELOAD for it, so libdeadline "
+			"cannot act on it\n", prog, shown);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		scan_elf_fd(fd, &f);
+	close(fd);
+	if (!f.is_elf)
+		return;
+	if (!f.has_interp)
+		fprintf(stderr, "%s: warning: %s is statically linked; "
+			"libdeadline cannot act on it\n", prog, shown);
+	else if (f.is_go)
+		fprintf(stderr, "%s: warning: %s is a Go program; Go makes "
+			"system calls directly, so libdeadline cannot act on "
+			"its sockets\n", prog, shown);
+}
+
+/* ----------------------------------------------------------------- run */
+
+/* Makes a relative path absolute, because the command may chdir before
+ * the shim opens it.  The log's special values ("stderr", "off") are kept.
+ * Returns a malloc'd string. */
+static char *absolute(const char *p)
+{
+	char cwd[PATH_MAX], *r;
+	size_t n;
+
+	if (p[0] == '/' || strcmp(p, "stderr") == 0 || strcmp(p, "off") == 0 ||
+	    !getcwd(cwd, sizeof(cwd)))
+		return strdup(p);
+	n = strlen(cwd) + 1 + strlen(p) + 1;
+	r = malloc(n);
+	if (r)
+		snprintf(r, n, "%s/%s", cwd, p);
+	return r;
+}
+
+static void set_duration_env(const char *opt, const char *val,
+			     enum dl_phase ph)
+{
+	char buf[32];
+	uint32_t ms;
+
+	if (policy_parse_duration(val, &ms) < 0)
+		die_usage("invalid duration for --%s: '%s' (use e.g. 250ms, "
+			  "2s, 1m30s, 1.5s, or a number of milliseconds)",
+			  opt, val);
+	snprintf(buf, sizeof(buf), "%ums", ms);
+	setenv(policy_phase_env(ph), buf, 1);
+}
+
+static void check_config_for_run(const char *path)
+{
+	struct conf c;
+	char *abs;
+
+	conf_init(&c);
+	if (conf_load(&c, path) < 0) {
+		print_errors(&c);
+		conf_free(&c);
+		fprintf(stderr, "%s: %s has errors; not running the "
+			"command (see '%s check %s')\n", prog, path, prog,
+			path);
+		exit(EXIT_USAGE);
+	}
+	conf_free(&c);
+	abs = absolute(path);
+	if (!abs)
+		die("out of memory");
+	setenv("DEADLINE_CONFIG", abs, 1);
+	free(abs);
+}
+
+enum {
+	OPT_CONFIG = 256, OPT_CONNECT, OPT_FIRST_BYTE, OPT_IDLE, OPT_REQUEST,
+	OPT_LOG, OPT_STRICT,
+};
+
+static const struct option long_opts[] = {
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "connect", required_argument, NULL, OPT_CONNECT },
+	{ "first-byte", required_argument, NULL, OPT_FIRST_BYTE },
+	{ "idle", required_argument, NULL, OPT_IDLE },
+	{ "request", required_argument, NULL, OPT_REQUEST },
+	{ "log", required_argument, NULL, OPT_LOG },
+	{ "strict", no_argument, NULL, OPT_STRICT },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+int main(int argc, char **argv)
+{
+	char lib[PATH_MAX], cmdpath[PATH_MAX];
+	const char *config = NULL, *logfile = NULL;
+	int strict = 0, opt, rc;
+
+	if (argc >= 2 && strcmp(argv[1], "check") == 0)
+		return cmd_check(argc - 1, argv + 1);
+
+	/* '+': stop at the first non-option, which starts the command. */
+	/* ':' and opterr = 0: we word the messages (getopt would name
+	 * argv[0], which may be a long path). */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+:hV", long_opts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_CONFIG:
+			config = optarg;
+			break;
+		case OPT_CONNECT:
+			set_duration_env("connect", optarg, DL_PH_CONNECT);
+			break;
+		case OPT_FIRST_BYTE:
+			set_duration_env("first-byte", optarg,
+					 DL_PH_FIRST_BYTE);
+			break;
+		case OPT_IDLE:
+			set_duration_env("idle", optarg, DL_PH_IDLE);
+			break;
+		case OPT_REQUEST:
+			set_duration_env("request", optarg, DL_PH_REQUEST);
+			break;
+		case OPT_LOG:
+			logfile = optarg;
+			break;
+		case OPT_STRICT:
+			strict = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("deadline (libdeadline) %s\n", DL_VERSION);
+			return 0;
+		case ':':
+			die_usage("option '%s' requires an argument",
+				  argv[optind - 1]);
+		default:
+			if (optopt)
+				die_usage("unrecognized option '-%c'", optopt);
+			die_usage("unrecognized option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		die_usage("missing command");
+
+	if (config)
+		check_config_for_run(config);
+	if (logfile) {
+		char *abs = absolute(logfile);
+		if (!abs)
+			die("out of memory");
+		setenv("DEADLINE_LOG", abs, 1);
+		free(abs);
+	}
+	if (strict)
+		setenv("DEADLINE_STRICT", "1", 1);
+	if (find_library(lib, sizeof(lib)) < 0)
+		die("cannot find %s (looked beside this program, in "
+			  "../lib/ and in " DL_LIBDIR ")", LIBNAME);
+
+	rc = resolve_command(argv[optind], cmdpath, sizeof(cmdpath));
+	if (rc == ENOENT) {
+		fprintf(stderr, "%s: %s: command not found\n", prog,
+			argv[optind]);
+		return EXIT_NOT_FOUND;
+	}
+	if (rc == 0)
+		warn_unreachable(argv[optind], cmdpath);
+	set_preload(lib);
+
+	execvp(argv[optind], argv + optind);
+	rc = errno;
+	fprintf(stderr, "%s: %s: %s\n", prog, argv[optind], strerror(rc));
+	return rc == ENOENT || rc == ENOTDIR ? EXIT_NOT_FOUND
+					     : EXIT_CANNOT_RUN;
+}
