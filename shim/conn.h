@@ -24,6 +24,7 @@ enum {
 	CONN_TURN_READ = 1u << 6,  /* last data moved was read */
 	CONN_NONBLOCK = 1u << 7,   /* the program asked for O_NONBLOCK (hint) */
 	CONN_SHARED = 1u << 11,    /* the open file has other fds (dup) */
+	CONN_NBKNOWN = 1u << 12,   /* CONN_NONBLOCK is known, not a guess */
 	CONN_PH_SHIFT = 8,         /* expired phase, 3 bits */
 	CONN_PH_MASK = 7u << 8,
 };

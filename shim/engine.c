@@ -771,7 +771,7 @@ void engine_on_socket(int fd, int domain, int type, int protocol)
 	c = fdtab_get(fd);
 	if (c)
 		__atomic_store_n(&c->st,
-				 CONN_SOCK |
+				 CONN_SOCK | CONN_NBKNOWN |
 					 ((type & SOCK_NONBLOCK) ? CONN_NONBLOCK : 0),
 				 __ATOMIC_RELEASE);
 	errno = saved;
@@ -853,7 +853,8 @@ void engine_on_setfl(int fd, int nonblock)
 		return;
 	old = conn_state(c);
 	do
-		nw = nonblock ? (old | CONN_NONBLOCK) : (old & ~CONN_NONBLOCK);
+		nw = nonblock ? (old | CONN_NONBLOCK | CONN_NBKNOWN)
+			      : ((old & ~CONN_NONBLOCK) | CONN_NBKNOWN);
 	while (nw != old &&
 	       !__atomic_compare_exchange_n(&c->st, &old, nw, 1,
 					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
@@ -916,8 +917,10 @@ void engine_on_accept(int lfd, int fd, int flags)
 		errno = saved;
 		return;
 	}
+	/* accept() never inherits the listener's O_NONBLOCK on Linux. */
 	__atomic_store_n(&c->st,
-			 CONN_SOCK | ((flags & SOCK_NONBLOCK) ? CONN_NONBLOCK : 0),
+			 CONN_SOCK | CONN_NBKNOWN |
+				 ((flags & SOCK_NONBLOCK) ? CONN_NONBLOCK : 0),
 			 __ATOMIC_RELEASE);
 	c->rule = rule;
 	c->ino = inode_of(fd);
@@ -933,20 +936,20 @@ static int app_nonblocking(int fd, struct dl_conn *c, int *flp)
 {
 	int fl;
 
-	/* O_NONBLOCK lives on the open file: after a dup the program may
-	 * change it through the other number, so ask the kernel. */
-	if ((conn_state(c) & (CONN_NONBLOCK | CONN_SHARED)) == CONN_NONBLOCK)
-		return 1;
+	uint32_t st = conn_state(c);
+
+	/* Known from socket()/accept4() and every F_SETFL/FIONBIO since.  But
+	 * O_NONBLOCK lives on the open file: after a dup the program may
+	 * change it through the other number, so then ask the kernel. */
+	if ((st & (CONN_NBKNOWN | CONN_SHARED)) == CONN_NBKNOWN && !flp)
+		return (st & CONN_NONBLOCK) != 0;
 	fl = REAL(fcntl64)(fd, F_GETFL);
 	if (flp)
 		*flp = fl;
-	if (fl >= 0 && (fl & O_NONBLOCK)) {
-		engine_on_setfl(fd, 1);
-		return 1;
-	}
-	if (conn_state(c) & CONN_NONBLOCK)
-		engine_on_setfl(fd, 0);
-	return 0;
+	if (fl < 0)
+		return 0;
+	engine_on_setfl(fd, (fl & O_NONBLOCK) != 0);
+	return (fl & O_NONBLOCK) != 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -1263,7 +1266,9 @@ int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
 			/* The program dissolved the association itself. */
 			e = errno;
 			engine_on_close(fd);
-			__atomic_store_n(&c->st, st & (CONN_SOCK | CONN_NONBLOCK),
+			__atomic_store_n(&c->st,
+					 st & (CONN_SOCK | CONN_NONBLOCK |
+					       CONN_NBKNOWN | CONN_SHARED),
 					 __ATOMIC_RELEASE);
 			errno = e;
 		}
@@ -1611,7 +1616,8 @@ ssize_t engine_io(int fd, struct dl_io *io)
 	keep_going = wrote || ((io->flags & MSG_WAITALL) &&
 			       (io->op == OP_RECV || io->op == OP_RECVFROM ||
 				io->op == OP_RECVMSG));
-	if ((conn_state(c) & (CONN_NONBLOCK | CONN_SHARED)) == CONN_NONBLOCK)
+	if ((conn_state(c) & (CONN_NONBLOCK | CONN_NBKNOWN | CONN_SHARED)) ==
+	    (CONN_NONBLOCK | CONN_NBKNOWN))
 		keep_going = 0; /* an event loop takes partial transfers */
 	if (keep_going)
 		want = io_total(io);
