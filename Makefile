@@ -100,7 +100,7 @@ $(UNIT_BIN): $(UNIT_SRCS) $(CORE_LIB) | $(BUILD)/tests
 	$(CC) $(BASE_CFLAGS) -Wno-missing-prototypes -o $@ $(UNIT_SRCS) \
 	    $(CORE_LIB) -lcriterion $(LIBS)
 
-$(INTEG_BIN): $(INTEG_SRCS) tests/integration/harness.h | $(BUILD)/tests
+$(INTEG_BIN): $(INTEG_SRCS) tests/integration/harness.h tests/helpers/helpers.h | $(BUILD)/tests
 	$(CC) $(BASE_CFLAGS) -Wno-missing-prototypes -o $@ \
 	    $(filter %.c,$^) -lcriterion -lpthread
 

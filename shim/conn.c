@@ -69,8 +69,13 @@ static int moved(struct dl_conn *c, const struct dl_limits *l, int wrote,
 
 	if (st & CONN_CONNECTING)
 		conn_connected(c);
-	if (get_dl(c, DL_PH_IDLE))
+	if ((st & CONN_EPOLLED) && l->ms[DL_PH_IDLE]) {
+		/* Moving later: the heap catches up lazily. */
+		now = clock();
+		set_dl(c, DL_PH_IDLE, now + limit_ns(l, DL_PH_IDLE));
+	} else if (get_dl(c, DL_PH_IDLE)) {
 		set_dl(c, DL_PH_IDLE, 0);
+	}
 
 	if (opens_turn) {
 		/* A new request starts on the first move after the peer's

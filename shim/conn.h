@@ -25,6 +25,7 @@ enum {
 	CONN_NONBLOCK = 1u << 7,   /* the program asked for O_NONBLOCK (hint) */
 	CONN_SHARED = 1u << 11,    /* the open file has other fds (dup) */
 	CONN_NBKNOWN = 1u << 12,   /* CONN_NONBLOCK is known, not a guess */
+	CONN_EPOLLED = 1u << 13,   /* in one of the program's epoll sets */
 	CONN_PH_SHIFT = 8,         /* expired phase, 3 bits */
 	CONN_PH_MASK = 7u << 8,
 };
@@ -55,7 +56,9 @@ void conn_connected(struct dl_conn *c);
 
 /* conn_on_write / conn_on_read - n bytes moved (n > 0).  Track the request
  * turn (write-after-read starts a new outbound request; read-after-write a
- * new inbound one), disarm idle, arm or disarm first-byte.  The clock is
+ * new inbound one), arm or disarm first-byte, and end the idle wait: idle
+ * is disarmed, or, for a socket in one of the program's epoll sets (always
+ * waited on), restarted from now.  The clock is
  * read only when a deadline has to be computed.  Return 1 when the
  * earliest deadline may have moved earlier (the caller re-files it), else 0.
  */

@@ -62,6 +62,7 @@ static struct {
 	size_t neff;
 	const char *stats_path;
 	int have_file; /* DEADLINE_CONFIG was given */
+	int any_idle; /* some rule has an idle limit */
 	pthread_mutex_t lk;
 	struct dlheap heap;
 	size_t armed; /* heap.n, readable without lk */
@@ -454,9 +455,12 @@ static int config_load(void)
 							: CONF_TEARDOWN_RESET;
 		}
 	}
-	for (size_t i = 0; i < E.neff; i++)
+	for (size_t i = 0; i < E.neff; i++) {
 		if (rule_active((uint16_t)i) || E.eff[i].dns_timeout_ms)
 			active = 1;
+		if (E.eff[i].limits.ms[DL_PH_IDLE])
+			E.any_idle = 1;
+	}
 	E.stats_path = secure_getenv("DEADLINE_STATS");
 	if (E.stats_path && !*E.stats_path)
 		E.stats_path = 0;
@@ -495,6 +499,42 @@ static void refile(int fd, struct dl_conn *c)
 			    "only bounded in blocking calls", fd);
 	heap_sync_locked();
 	pthread_mutex_unlock(&E.lk);
+}
+
+/* The program is about to wait on fd in its own poll/select: an idle
+ * deadline starts now unless one is running. */
+void engine_waiting_on(int fd, int64_t now)
+{
+	struct dl_conn *c = fdtab_tracked(fd);
+
+	if (c && !(conn_state(c) & CONN_EXPIRED) &&
+	    conn_on_wait(c, limits_of(c), now))
+		refile(fd, c);
+}
+
+/* The program registered fd in (or removed it from) one of its epoll
+ * sets: while registered it is waited on by every epoll_wait, so idle runs
+ * from the last byte that moved. */
+void engine_on_epoll_ctl(int op, int fd)
+{
+	struct dl_conn *c = fdtab_tracked(fd);
+	int saved = errno;
+
+	if (!c)
+		return;
+	if (op == EPOLL_CTL_DEL) {
+		__atomic_fetch_and(&c->st, ~(uint32_t)CONN_EPOLLED,
+				   __ATOMIC_ACQ_REL);
+		return;
+	}
+	__atomic_fetch_or(&c->st, CONN_EPOLLED, __ATOMIC_ACQ_REL);
+	engine_waiting_on(fd, engine_now());
+	errno = saved;
+}
+
+int engine_idle_watch(void)
+{
+	return E.any_idle;
 }
 
 int engine_armed(void)
@@ -573,7 +613,7 @@ static int teardown_locked(int fd, struct dl_conn *c, struct expiry *x)
 	 * (the socket now reports HUP|ERR) and leave theirs. */
 	if (tw.reg_fd == fd) {
 		if (tw.epfd >= 0)
-			epoll_ctl(tw.epfd, EPOLL_CTL_DEL, fd, 0);
+			REAL(epoll_ctl)(tw.epfd, EPOLL_CTL_DEL, fd, 0);
 		tw.reg_fd = -1;
 		tw.reg_tag = 0;
 	}
@@ -681,7 +721,10 @@ int64_t engine_expire_due(int64_t now)
 				dlheap_remove(&E.heap, c);
 				continue;
 			}
-			if (dl > now) { /* moved later: re-file lazily */
+			if (dl != top->key) {
+				/* The key was a lower bound (the deadline moved
+				 * later): file it exactly first, so that what
+				 * expires in one pass goes in deadline order. */
 				dlheap_update(&E.heap, c, fd, dl);
 				continue;
 			}
@@ -792,7 +835,7 @@ void engine_on_close(int fd)
 
 	if (tw.reg_fd == fd) {
 		if (tw.epfd >= 0)
-			epoll_ctl(tw.epfd, EPOLL_CTL_DEL, fd, 0);
+			REAL(epoll_ctl)(tw.epfd, EPOLL_CTL_DEL, fd, 0);
 		tw.reg_fd = -1;
 		tw.reg_tag = 0;
 	}
@@ -969,7 +1012,7 @@ enum wait_result {
 static enum wait_result wait_expired(int fd, const struct dl_conn *c)
 {
 	if (tw.reg_fd == fd) {
-		epoll_ctl(tw.epfd, EPOLL_CTL_DEL, fd, 0);
+		REAL(epoll_ctl)(tw.epfd, EPOLL_CTL_DEL, fd, 0);
 		tw.reg_fd = -1;
 		tw.reg_tag = 0;
 	}
@@ -1027,11 +1070,11 @@ static enum wait_result private_wait_counted(int fd, struct dl_conn *c,
 				return W_ERROR;
 		} else {
 			if (tw.reg_fd >= 0)
-				epoll_ctl(epfd, EPOLL_CTL_DEL, tw.reg_fd, 0);
+				REAL(epoll_ctl)(epfd, EPOLL_CTL_DEL, tw.reg_fd, 0);
 			tw.reg_fd = -1;
 			if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 				if (errno != EEXIST ||
-				    epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+				    REAL(epoll_ctl)(epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
 					return W_ERROR;
 			}
 		}
@@ -1062,7 +1105,8 @@ static enum wait_result private_wait_counted(int fd, struct dl_conn *c,
 		if (app_dl && (!until || app_dl < until))
 			until = app_dl;
 		sig_wait_begin();
-		n = epoll_wait(epfd, &ev, 1, until ? to_epoll_ms(until - now) : -1);
+		n = REAL(epoll_wait)(epfd, &ev, 1,
+				       until ? to_epoll_ms(until - now) : -1);
 		if (n < 0) {
 			if (errno != EINTR)
 				return W_ERROR;

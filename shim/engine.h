@@ -110,6 +110,14 @@ ssize_t engine_io(int fd, struct dl_io *io);
 
 /* --- the program's own waits (wrap_wait.c) ----------------------------- */
 
+/* engine_idle_watch - nonzero when some rule has an idle limit, so the
+ * program's own waits must tell the engine which sockets they wait on. */
+int engine_idle_watch(void);
+/* The program waits on fd in poll/select now: idle starts if not running. */
+void engine_waiting_on(int fd, int64_t now);
+/* The program's epoll_ctl succeeded on fd. */
+void engine_on_epoll_ctl(int op, int fd);
+
 /* engine_armed - nonzero when some tracked fd has a deadline pending. */
 int engine_armed(void);
 

@@ -53,6 +53,7 @@ void dl_real_bind(void)
 	BIND(select);
 	BIND(pselect);
 	BIND(epoll_wait);
+	BIND(epoll_ctl);
 	BIND(epoll_pwait);
 	BIND(epoll_pwait2);
 	BIND(sigaction);

@@ -54,6 +54,34 @@ static int64_t ts_ns(const struct timespec *ts)
 	return (int64_t)ts->tv_sec * NS + ts->tv_nsec;
 }
 
+/* The program waits on these fds now: idle deadlines start (O(nfds), as
+ * the wait itself is). */
+static void note_poll_wait(const struct pollfd *fds, nfds_t n)
+{
+	int64_t now;
+
+	if (!engine_idle_watch())
+		return;
+	now = engine_now();
+	for (nfds_t i = 0; i < n; i++)
+		if (fds[i].fd >= 0 && (fds[i].events & (POLLIN | POLLOUT)))
+			engine_waiting_on(fds[i].fd, now);
+}
+
+static void note_select_wait(int nfds, const fd_set *r, const fd_set *w)
+{
+	int64_t now;
+
+	if (!engine_idle_watch() || nfds <= 0)
+		return;
+	if (nfds > FD_SETSIZE)
+		nfds = FD_SETSIZE;
+	now = engine_now();
+	for (int fd = 0; fd < nfds; fd++)
+		if ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)))
+			engine_waiting_on(fd, now);
+}
+
 /* ---- poll / ppoll ---------------------------------------------------- */
 
 /* app_ns: the program's timeout in ns, -1 for none. */
@@ -78,6 +106,8 @@ static int poll_sliced(struct pollfd *fds, nfds_t n, int64_t app_ns,
 
 static int do_poll(struct pollfd *fds, nfds_t n, int timeout)
 {
+	if (timeout != 0)
+		note_poll_wait(fds, n);
 	if (!engine_armed())
 		return REAL(poll)(fds, n, timeout);
 	return poll_sliced(fds, n, timeout < 0 ? -1 : (int64_t)timeout * 1000000,
@@ -100,6 +130,8 @@ DL_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout,
 static int do_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
 		    const sigset_t *mask)
 {
+	if (!tmo || tmo->tv_sec || tmo->tv_nsec)
+		note_poll_wait(fds, n);
 	if (!engine_armed() || (tmo && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 ||
 					tmo->tv_nsec >= NS)))
 		return REAL(ppoll)(fds, n, tmo, mask);
@@ -200,6 +232,8 @@ static int do_select(int nfds, fd_set *r, fd_set *w, fd_set *e,
 	int64_t left;
 	int res;
 
+	if (!tv || tv->tv_sec || tv->tv_usec)
+		note_select_wait(nfds, r, w);
 	if (select_plain(nfds, tv))
 		return REAL(select)(nfds, r, w, e, tv);
 	res = select_sliced(nfds, r, w, e,
@@ -224,6 +258,8 @@ DL_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e,
 static int do_pselect(int nfds, fd_set *r, fd_set *w, fd_set *e,
 		      const struct timespec *ts, const sigset_t *mask)
 {
+	if (!ts || ts->tv_sec || ts->tv_nsec)
+		note_select_wait(nfds, r, w);
 	if (!engine_armed() || nfds < 0 || nfds > FD_SETSIZE ||
 	    (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= NS)))
 		return REAL(pselect)(nfds, r, w, e, ts, mask);
@@ -305,4 +341,21 @@ DL_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max,
 			   const struct timespec *tmo, const sigset_t *mask)
 {
 	return do_epoll_pwait2(epfd, ev, max, tmo, mask);
+}
+
+/* ---- epoll_ctl -------------------------------------------------------- */
+
+/* Registration is how an epoll program says it waits on a socket. */
+static int do_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	int r = REAL(epoll_ctl)(epfd, op, fd, ev);
+
+	if (r == 0 && engine_idle_watch())
+		engine_on_epoll_ctl(op, fd);
+	return r;
+}
+
+DL_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	return do_epoll_ctl(epfd, op, fd, ev);
 }

@@ -161,3 +161,15 @@ Test(conn, restart_clears_previous_state)
 	cr_assert_not(conn_state(&c) & (CONN_EXPIRED | CONN_INBOUND));
 	cr_assert(conn_state(&c) & CONN_CONNECTING);
 }
+
+Test(conn, epolled_socket_restarts_idle_when_bytes_move)
+{
+	lim.ms[DL_PH_IDLE] = 300;
+	conn_start(&c, &lim, 0, 0, fake_now);
+	__atomic_fetch_or(&c.st, CONN_EPOLLED, __ATOMIC_RELAXED);
+	conn_on_wait(&c, &lim, fake_now);
+	fake_now += 200 * MS;
+	conn_on_read(&c, &lim, 1, fake_clock);
+	/* registered in an epoll set: always waited on, so idle runs on */
+	cr_assert_eq(conn_deadline(&c, 0), fake_now + 300 * MS);
+}
