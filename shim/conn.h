@@ -26,6 +26,9 @@ enum {
 	CONN_SHARED = 1u << 11,    /* the open file has other fds (dup) */
 	CONN_NBKNOWN = 1u << 12,   /* CONN_NONBLOCK is known, not a guess */
 	CONN_EPOLLED = 1u << 13,   /* in one of the program's epoll sets */
+	CONN_UNSETTLED = 1u << 14, /* emulated blocking connect: the kernel
+				    * still says "connecting" (see connect) */
+	CONN_FLKNOWN = 1u << 15,   /* file flags are O_RDWR | CONN_NONBLOCK */
 	CONN_PH_SHIFT = 8,         /* expired phase, 3 bits */
 	CONN_PH_MASK = 7u << 8,
 };

@@ -66,6 +66,7 @@ static struct {
 	pthread_mutex_t lk;
 	struct dlheap heap;
 	size_t armed; /* heap.n, readable without lk */
+	int64_t next_key; /* the heap's top key, 0 if empty; without lk */
 	pthread_key_t tls_key;
 	int tls_key_ok;
 } E = {
@@ -164,12 +165,13 @@ struct tl_wait {
 	int epfd;
 	int slot;
 	uint64_t reg_tag; /* fd | gen << 32 of the live registration */
+	uint32_t last_events; /* what the last private wait reported */
 	int reg_fd;
 	uint32_t reg_events;
 };
 
 static __thread struct tl_wait tw __attribute__((tls_model("initial-exec"))) =
-	{ -1, -1, 0, -1, 0 };
+	{ .epfd = -1, .slot = -1, .reg_fd = -1 };
 
 static void private_release(struct tl_wait *t)
 {
@@ -483,6 +485,9 @@ __attribute__((constructor(101))) static void engine_ctor(void)
 
 static void heap_sync_locked(void)
 {
+	const struct dlheap_node *top = dlheap_top(&E.heap);
+
+	__atomic_store_n(&E.next_key, top ? top->key : 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&E.armed, E.heap.n, __ATOMIC_RELEASE);
 }
 
@@ -501,15 +506,34 @@ static void refile(int fd, struct dl_conn *c)
 	pthread_mutex_unlock(&E.lk);
 }
 
+/* Re-file c only if its earliest deadline moved earlier than `before` (the
+ * earliest before the change): its heap key is a lower bound of `before`,
+ * hence of anything later, so most changes take no lock. */
+static void refile_if_earlier(int fd, struct dl_conn *c, int64_t before)
+{
+	int64_t after = conn_deadline(c, 0);
+
+	if (after && (!before || after < before))
+		refile(fd, c);
+}
+
+/* The program waits on fd now (any kind of wait): idle starts. */
+static void arm_idle(int fd, struct dl_conn *c, int64_t now)
+{
+	int64_t before = conn_deadline(c, 0);
+
+	if (conn_on_wait(c, limits_of(c), now))
+		refile_if_earlier(fd, c, before);
+}
+
 /* The program is about to wait on fd in its own poll/select: an idle
  * deadline starts now unless one is running. */
 void engine_waiting_on(int fd, int64_t now)
 {
 	struct dl_conn *c = fdtab_tracked(fd);
 
-	if (c && !(conn_state(c) & CONN_EXPIRED) &&
-	    conn_on_wait(c, limits_of(c), now))
-		refile(fd, c);
+	if (c && !(conn_state(c) & CONN_EXPIRED))
+		arm_idle(fd, c, now);
 }
 
 /* The program registered fd in (or removed it from) one of its epoll
@@ -535,6 +559,11 @@ void engine_on_epoll_ctl(int op, int fd)
 int engine_idle_watch(void)
 {
 	return E.any_idle;
+}
+
+int64_t engine_next_due(void)
+{
+	return __atomic_load_n(&E.next_key, __ATOMIC_ACQUIRE);
 }
 
 int engine_armed(void)
@@ -695,7 +724,11 @@ int64_t engine_expire_due(int64_t now)
 {
 	struct expiry xs[16];
 	int nx = 0, more = 1;
-	int64_t next = 0;
+	int64_t next = __atomic_load_n(&E.next_key, __ATOMIC_ACQUIRE);
+
+	/* Nothing due yet (the top key is a lower bound): no lock. */
+	if (next > now || (!next && !engine_armed()))
+		return next;
 
 	while (more) {
 		more = 0;
@@ -719,6 +752,11 @@ int64_t engine_expire_due(int64_t now)
 			dl = conn_deadline(c, 0);
 			if (!dl) {
 				dlheap_remove(&E.heap, c);
+				/* A deadline armed meanwhile by a thread that
+				 * saw c filed must not be lost. */
+				__atomic_thread_fence(__ATOMIC_SEQ_CST);
+				if ((dl = conn_deadline(c, 0)))
+					dlheap_update(&E.heap, c, fd, dl);
 				continue;
 			}
 			if (dl != top->key) {
@@ -814,7 +852,7 @@ void engine_on_socket(int fd, int domain, int type, int protocol)
 	c = fdtab_get(fd);
 	if (c)
 		__atomic_store_n(&c->st,
-				 CONN_SOCK | CONN_NBKNOWN |
+				 CONN_SOCK | CONN_NBKNOWN | CONN_FLKNOWN |
 					 ((type & SOCK_NONBLOCK) ? CONN_NONBLOCK : 0),
 				 __ATOMIC_RELEASE);
 	errno = saved;
@@ -834,7 +872,9 @@ void engine_on_close(int fd)
 	int saved = errno;
 
 	if (tw.reg_fd == fd) {
-		if (tw.epfd >= 0)
+		/* Closing the last fd of a file drops its registrations; a
+		 * dup'd one would linger (and is handled if it fires). */
+		if (tw.epfd >= 0 && c && (conn_state(c) & CONN_SHARED))
 			REAL(epoll_ctl)(tw.epfd, EPOLL_CTL_DEL, fd, 0);
 		tw.reg_fd = -1;
 		tw.reg_tag = 0;
@@ -887,18 +927,22 @@ void engine_on_dup(int oldfd, int newfd)
 	errno = saved;
 }
 
-void engine_on_setfl(int fd, int nonblock)
+void engine_on_setfl(int fd, int flags)
 {
 	struct dl_conn *c = fdtab_peek(fd);
-	uint32_t old, nw;
+	uint32_t old, nw, fl;
 
 	if (!c || !conn_state(c))
 		return;
+	/* Only O_NONBLOCK changed: the other flags stay known. */
+	fl = (flags & ~(O_NONBLOCK | O_ACCMODE)) ? 0 : CONN_FLKNOWN;
 	old = conn_state(c);
-	do
-		nw = nonblock ? (old | CONN_NONBLOCK | CONN_NBKNOWN)
-			      : ((old & ~CONN_NONBLOCK) | CONN_NBKNOWN);
-	while (nw != old &&
+	do {
+		nw = (flags & O_NONBLOCK)
+			     ? (old | CONN_NONBLOCK | CONN_NBKNOWN)
+			     : ((old & ~CONN_NONBLOCK) | CONN_NBKNOWN);
+		nw = (nw & ~CONN_FLKNOWN) | (old & fl);
+	} while (nw != old &&
 	       !__atomic_compare_exchange_n(&c->st, &old, nw, 1,
 					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
 }
@@ -962,7 +1006,7 @@ void engine_on_accept(int lfd, int fd, int flags)
 	}
 	/* accept() never inherits the listener's O_NONBLOCK on Linux. */
 	__atomic_store_n(&c->st,
-			 CONN_SOCK | CONN_NBKNOWN |
+			 CONN_SOCK | CONN_NBKNOWN | CONN_FLKNOWN |
 				 ((flags & SOCK_NONBLOCK) ? CONN_NONBLOCK : 0),
 			 __ATOMIC_RELEASE);
 	c->rule = rule;
@@ -984,14 +1028,18 @@ static int app_nonblocking(int fd, struct dl_conn *c, int *flp)
 	/* Known from socket()/accept4() and every F_SETFL/FIONBIO since.  But
 	 * O_NONBLOCK lives on the open file: after a dup the program may
 	 * change it through the other number, so then ask the kernel. */
-	if ((st & (CONN_NBKNOWN | CONN_SHARED)) == CONN_NBKNOWN && !flp)
+	if ((st & (CONN_NBKNOWN | CONN_SHARED)) == CONN_NBKNOWN &&
+	    (!flp || (st & CONN_FLKNOWN))) {
+		if (flp)
+			*flp = O_RDWR | ((st & CONN_NONBLOCK) ? O_NONBLOCK : 0);
 		return (st & CONN_NONBLOCK) != 0;
+	}
 	fl = REAL(fcntl64)(fd, F_GETFL);
 	if (flp)
 		*flp = fl;
 	if (fl < 0)
 		return 0;
-	engine_on_setfl(fd, (fl & O_NONBLOCK) != 0);
+	engine_on_setfl(fd, fl);
 	return (fl & O_NONBLOCK) != 0;
 }
 
@@ -1057,8 +1105,7 @@ static enum wait_result private_wait_counted(int fd, struct dl_conn *c,
 	struct epoll_event ev;
 	int epfd;
 
-	if (conn_on_wait(c, limits_of(c), now))
-		refile(fd, c);
+	arm_idle(fd, c, now);
 	epfd = private_epfd();
 	if (epfd < 0)
 		return W_ERROR;
@@ -1121,6 +1168,7 @@ static enum wait_result private_wait_counted(int fd, struct dl_conn *c,
 			private_release(&tw);
 			return private_wait_counted(fd, c, events, app_ms);
 		} else if (n == 1) {
+			tw.last_events = ev.events;
 			if (c->gen != (uint32_t)(tag >> 32))
 				return W_READY; /* closed under us */
 			if (conn_state(c) & CONN_EXPIRED)
@@ -1135,11 +1183,8 @@ static enum wait_result private_wait_counted(int fd, struct dl_conn *c,
  * connect
  */
 
-/* Wait for the handshake a blocking connect() started.  On success the
- * socket is also moved to the state a native blocking connect leaves it in
- * (a second connect() then fails with EISCONN, not 0). */
-static int connect_wait(int fd, struct dl_conn *c, const struct sockaddr *addr,
-			socklen_t len)
+/* Wait for the handshake a blocking connect() started. */
+static int connect_wait(int fd, struct dl_conn *c)
 {
 	for (;;) {
 		int err = 0;
@@ -1169,22 +1214,21 @@ static int connect_wait(int fd, struct dl_conn *c, const struct sockaddr *addr,
 		case W_ERROR:
 			return -1;
 		}
-		if (REAL(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
-			return -1;
-		if (err) {
-			errno = err;
-			return -1;
-		}
-		{
-			struct sockaddr_storage ss;
-			socklen_t sl = sizeof(ss);
-			if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
-				continue; /* spurious wake-up: still in SYN */
+		/* A connecting socket reports EPOLLOUT alone once the
+		 * handshake succeeded; a failure comes with ERR/HUP. */
+		if (tw.last_events & (EPOLLERR | EPOLLHUP)) {
+			if (REAL(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &err,
+					     &el) < 0)
+				return -1;
+			if (err) {
+				errno = err;
+				return -1;
+			}
 		}
 		conn_connected(c);
-		err = errno;
-		REAL(connect)(fd, addr, len);
-		errno = err;
+		/* The kernel still says "connecting" until connect() is
+		 * called again; done lazily if the program ever does. */
+		__atomic_fetch_or(&c->st, CONN_UNSETTLED, __ATOMIC_ACQ_REL);
 		return 0;
 	}
 }
@@ -1212,7 +1256,7 @@ static int connect_blocking_once(int fd, struct dl_conn *c,
 		return -1;
 	}
 	errno = saved;
-	return connect_wait(fd, c, addr, len);
+	return connect_wait(fd, c);
 }
 
 static int retryable(const struct dl_conn *c, int e)
@@ -1321,7 +1365,7 @@ int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	if ((st & CONN_TRACKED) && (st & CONN_CONNECTING)) {
 		/* A second connect() while the handshake runs. */
 		if (!app_nonblocking(fd, c, 0)) {
-			r = connect_wait(fd, c, addr, len);
+			r = connect_wait(fd, c);
 			if (r < 0 && errno != EINTR &&
 			    !(conn_state(c) & CONN_EXPIRED)) {
 				e = errno;
@@ -1338,8 +1382,17 @@ int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		}
 		return r;
 	}
-	if (st & CONN_TRACKED)
+	if (st & CONN_TRACKED) {
+		if (st & CONN_UNSETTLED) {
+			/* Leave the state a native blocking connect leaves
+			 * (this returns 0), so the answer below is EISCONN. */
+			REAL(connect)(fd, addr, len);
+			__atomic_fetch_and(&c->st, ~(uint32_t)CONN_UNSETTLED,
+					   __ATOMIC_ACQ_REL);
+			errno = saved;
+		}
 		return REAL(connect)(fd, addr, len);
+	}
 	rule = rule_for(fd, addr, len, 0);
 	if (!rule_active(rule))
 		return REAL(connect)(fd, addr, len);
@@ -1623,11 +1676,12 @@ static void note_moved(int fd, struct dl_conn *c, int wrote, ssize_t n)
 	if (n > 0)
 		count(wrote ? &stats_of(c)->bytes_out : &stats_of(c)->bytes_in,
 		      (uint64_t)n);
+	int64_t before = conn_deadline(c, 0);
 	int earlier = wrote ? conn_on_write(c, limits_of(c), n, engine_now)
 			    : conn_on_read(c, limits_of(c), n, engine_now);
 
 	if (earlier)
-		refile(fd, c);
+		refile_if_earlier(fd, c, before);
 }
 
 ssize_t engine_io(int fd, struct dl_io *io)
@@ -1666,6 +1720,13 @@ ssize_t engine_io(int fd, struct dl_io *io)
 	if (keep_going)
 		want = io_total(io);
 
+	/* A blocking program reading right after it wrote is waiting for an
+	 * answer that is rarely there yet: wait first, skip a doomed try. */
+	if (!wrote && !(io->flags & (MSG_DONTWAIT | MSG_PEEK)) &&
+	    (conn_state(c) & (CONN_TURN_WROTE | CONN_NBKNOWN | CONN_NONBLOCK |
+			      CONN_SHARED | CONN_EXPIRED)) ==
+		    (CONN_TURN_WROTE | CONN_NBKNOWN))
+		goto wait;
 	for (;;) {
 		enum wait_result w;
 
@@ -1690,13 +1751,13 @@ ssize_t engine_io(int fd, struct dl_io *io)
 		}
 		if ((io->flags & MSG_DONTWAIT) || app_nonblocking(fd, c, 0)) {
 			/* An event loop will wait for this fd: idle runs. */
-			if (conn_on_wait(c, limits_of(c), engine_now()))
-				refile(fd, c);
+			arm_idle(fd, c, engine_now());
 			if (done)
 				break;
 			errno = EAGAIN;
 			return -1;
 		}
+wait:
 		{
 			uint32_t gen = c->gen;
 

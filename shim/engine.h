@@ -57,8 +57,9 @@ void engine_on_close(int fd);
 /* close_range/closefrom without CLOSE_RANGE_CLOEXEC: forget [lo, hi]
  * and close it, sparing the shim's own fds.  Returns the real result. */
 int engine_close_range(unsigned lo, unsigned hi, int flags);
-/* The program changed O_NONBLOCK (fcntl F_SETFL or ioctl FIONBIO). */
-void engine_on_setfl(int fd, int nonblock);
+/* The program set the file flags (fcntl F_SETFL; ioctl FIONBIO passes
+ * just O_NONBLOCK or 0). */
+void engine_on_setfl(int fd, int flags);
 /* The program set SO_RCVTIMEO / SO_SNDTIMEO. */
 void engine_on_sockopt(int fd, int level, int name, const void *val,
 		       socklen_t len);
@@ -126,6 +127,10 @@ int engine_armed(void);
 int64_t engine_expire_due(int64_t now);
 
 int64_t engine_now(void);
+
+/* engine_next_due - a lower bound of the earliest pending deadline (ns),
+ * 0 when none; no lock. */
+int64_t engine_next_due(void);
 
 /* --- name resolution (wrap_dns.c) ------------------------------------ */
 

@@ -105,7 +105,7 @@ static int do_fcntl(int fd, int cmd, void *arg, int is64)
 		return r;
 	switch (cmd) {
 	case F_SETFL:
-		engine_on_setfl(fd, ((int)(intptr_t)arg & O_NONBLOCK) != 0);
+		engine_on_setfl(fd, (int)(intptr_t)arg);
 		break;
 	case F_DUPFD:
 	case F_DUPFD_CLOEXEC:
@@ -144,7 +144,7 @@ static int do_ioctl(int fd, unsigned long req, void *arg)
 	int r = REAL(ioctl)(fd, req, arg);
 
 	if (r == 0 && req == FIONBIO && arg && engine_enabled())
-		engine_on_setfl(fd, *(const int *)arg != 0);
+		engine_on_setfl(fd, *(const int *)arg ? O_NONBLOCK : 0);
 	return r;
 }
 

@@ -40,6 +40,18 @@ static int64_t slice_ns(int64_t app_end, int64_t now)
 	return until > now ? until - now : 0;
 }
 
+/* The program's own timeout is up.  If deadlines fell due meanwhile (the
+ * process was descheduled past both), tear them down now and say so: the
+ * caller makes one last zero-timeout pass, so the wait never returns with
+ * a deadline overdue. */
+static int overdue(int64_t now)
+{
+	if (!engine_armed() || engine_next_due() > now)
+		return 0;
+	engine_expire_due(now);
+	return 1;
+}
+
 static struct timespec *ns_ts(int64_t ns, struct timespec *ts)
 {
 	if (ns < 0)
@@ -99,8 +111,10 @@ static int poll_sliced(struct pollfd *fds, nfds_t n, int64_t app_ns,
 		if (r != 0)
 			return r;
 		now = engine_now();
-		if (app_ns >= 0 && now >= app_end)
-			return 0;
+		if (app_ns >= 0 && now >= app_end) {
+			struct timespec zero = { 0, 0 };
+			return overdue(now) ? REAL(ppoll)(fds, n, &zero, mask) : 0;
+		}
 	}
 }
 
@@ -208,8 +222,14 @@ static int select_sliced(int nfds, fd_set *r, fd_set *w, fd_set *e,
 		now = engine_now();
 		if (res != 0)
 			break;
-		if (app_ns >= 0 && now >= app_end)
+		if (app_ns >= 0 && now >= app_end) {
+			struct timespec zero = { 0, 0 };
+			if (overdue(now)) {
+				sets_restore(&saved, nfds, r, w, e);
+				res = REAL(pselect)(nfds, r, w, e, &zero, mask);
+			}
 			break;
+		}
 		sets_restore(&saved, nfds, r, w, e);
 	}
 	if (left_ns)
@@ -302,7 +322,8 @@ static int epoll_sliced(int epfd, struct epoll_event *ev, int max,
 			return r;
 		now = engine_now();
 		if (app_ns >= 0 && now >= app_end)
-			return 0;
+			return overdue(now) ? epoll_slice(epfd, ev, max, 0, mask)
+					    : 0;
 	}
 }
 
