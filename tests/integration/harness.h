@@ -526,9 +526,15 @@ static DL_UNUSED const char *dl_server_output(struct dl_server *s,
 	return s->buf;
 }
 
-/* Start build/helpers/<helper> with args; wait for its "PORT <n>" line. */
-static DL_UNUSED struct dl_server *dl_server_startv(const char *helper,
-						    const char *const *args)
+/* Start build/helpers/<helper> args..., optionally under the shim with
+ * extra environment (env, preload) and with its stderr on the same pipe as
+ * its stdout (merge: the shim's log lines then sit among the helper's own
+ * lines).  wait_port: wait for its "PORT <n>" line.  Killed in
+ * dl_teardown. */
+static DL_UNUSED struct dl_server *
+dl_server_start_ex(const char *helper, const char *const *args,
+		   const char *const *env, int preload, int merge,
+		   int wait_port)
 {
 	const char *argv[32];
 	struct dl_server *s;
@@ -543,9 +549,11 @@ static DL_UNUSED struct dl_server *dl_server_startv(const char *helper,
 		argv[n++] = *args;
 	argv[n] = NULL;
 	cr_assert(pipe2(p, O_CLOEXEC) == 0, "pipe: %s", strerror(errno));
-	s->pid = dl_spawn(argv, NULL, 0, NULL, p[1], -1);
+	s->pid = dl_spawn(argv, env, preload, NULL, p[1], merge ? p[1] : -1);
 	close(p[1]);
 	s->out_fd = p[0];
+	if (!wait_port)
+		return s;
 	cr_assert(dl_server_line(s, "PORT ", 5000, line, sizeof(line)),
 		  "%s did not report its port; output so far: %s", argv[0],
 		  s->buf);
@@ -553,6 +561,30 @@ static DL_UNUSED struct dl_server *dl_server_startv(const char *helper,
 	cr_assert(s->port > 0, "bad port line '%s'", line);
 	dl_fmt(s->port_s, sizeof(s->port_s), "%d", s->port);
 	return s;
+}
+
+/* Start build/helpers/<helper> with args; wait for its "PORT <n>" line. */
+static DL_UNUSED struct dl_server *dl_server_startv(const char *helper,
+						    const char *const *args)
+{
+	return dl_server_start_ex(helper, args, NULL, 0, 0, 1);
+}
+
+/* Run build/helpers/dlclient with the given args (NULL-terminated). */
+static DL_UNUSED void dl_client(struct dl_result *r, int preload,
+				long timeout_ms, const char *const *env, ...)
+{
+	const char *argv[40], *a;
+	va_list ap;
+	int n = 0;
+
+	argv[n++] = dl_helper("dlclient");
+	va_start(ap, env);
+	while ((a = va_arg(ap, const char *)) && n < 38)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	dl_run(r, argv, env, preload, timeout_ms);
 }
 
 /* Start "stallsrv MODE args...", NULL-terminated; it dies after 60 s

@@ -18,23 +18,6 @@ static const char *const generous[] = {
 	"DEADLINE_IDLE_TIMEOUT=10s", "DEADLINE_REQUEST_TIMEOUT=20s", NULL,
 };
 
-/* Run build/helpers/dlclient with the given args (NULL-terminated). */
-static void client(struct dl_result *r, int preload, long timeout_ms,
-		   const char *const *env, ...)
-{
-	const char *argv[40], *a;
-	va_list ap;
-	int n = 0;
-
-	argv[n++] = dl_helper("dlclient");
-	va_start(ap, env);
-	while ((a = va_arg(ap, const char *)) && n < 38)
-		argv[n++] = a;
-	va_end(ap);
-	argv[n] = NULL;
-	dl_run(r, argv, env, preload, timeout_ms);
-}
-
 static const char *slack_s(void)
 {
 	static char buf[16];
@@ -78,7 +61,7 @@ Test(core, deadline_connect)
 
 	dl_require_shim();
 	s = dl_stallsrv("backlog", NULL);
-	client(&r, 1, 5000, DL_V("DEADLINE_CONNECT_TIMEOUT=300ms"),
+	dl_client(&r, 1, 5000, DL_V("DEADLINE_CONNECT_TIMEOUT=300ms"),
 	       "rw", LO, s->port_s, "--send", "hi", "--expect", "ETIMEDOUT",
 	       NULL);
 	const char *line = timed_out_line(&r, "connect");
@@ -95,7 +78,7 @@ Test(core, deadline_connect_nonblocking)
 
 	dl_require_shim();
 	s = dl_stallsrv("backlog", NULL);
-	client(&r, 1, 5000, DL_V("DEADLINE_CONNECT_TIMEOUT=300ms"),
+	dl_client(&r, 1, 5000, DL_V("DEADLINE_CONNECT_TIMEOUT=300ms"),
 	       "rw", LO, s->port_s, "--nonblock", "--expect", "ETIMEDOUT",
 	       NULL);
 	const char *line = timed_out_line(&r, "connect");
@@ -111,7 +94,7 @@ Test(core, deadline_request)
 
 	dl_require_shim();
 	s = dl_stallsrv("silent", NULL);
-	client(&r, 1, 5000, DL_V("DEADLINE_REQUEST_TIMEOUT=400ms"),
+	dl_client(&r, 1, 5000, DL_V("DEADLINE_REQUEST_TIMEOUT=400ms"),
 	       "rw", LO, s->port_s, "--send", "hi", "--recv", "10",
 	       "--expect", "ETIMEDOUT", NULL);
 	const char *line = timed_out_line(&r, "recv");
@@ -128,7 +111,7 @@ Test(core, deadline_request_ipv6)
 
 	dl_require_shim();
 	s = dl_stallsrv("silent", "--addr", "::1", NULL);
-	client(&r, 1, 5000, DL_V("DEADLINE_REQUEST_TIMEOUT=400ms"),
+	dl_client(&r, 1, 5000, DL_V("DEADLINE_REQUEST_TIMEOUT=400ms"),
 	       "rw", "::1", s->port_s, "--send", "hi", "--recv", "10",
 	       "--expect", "ETIMEDOUT", NULL);
 	const char *line = timed_out_line(&r, "recv");
@@ -144,7 +127,7 @@ Test(core, deadline_first_byte)
 
 	dl_require_shim();
 	s = dl_stallsrv("delay", "--ms", "3000", NULL);
-	client(&r, 1, 5000, DL_V("DEADLINE_FIRST_BYTE_TIMEOUT=500ms"),
+	dl_client(&r, 1, 5000, DL_V("DEADLINE_FIRST_BYTE_TIMEOUT=500ms"),
 	       "rw", LO, s->port_s, "--send",
 	       "GET / HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n", "--expect",
 	       "ETIMEDOUT", NULL);
@@ -165,7 +148,7 @@ Test(core, deadline_idle_vs_request_on_drip)
 
 	dl_require_shim();
 	s = dl_stallsrv("drip", "--ms", "100", "--count", "40", NULL);
-	client(&r, 1, 5000, DL_V("DEADLINE_IDLE_TIMEOUT=500ms",
+	dl_client(&r, 1, 5000, DL_V("DEADLINE_IDLE_TIMEOUT=500ms",
 				 "DEADLINE_REQUEST_TIMEOUT=700ms"),
 	       "rw", LO, s->port_s, "--send",
 	       "GET / HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n", "--expect",
@@ -193,7 +176,7 @@ Test(core, deadline_idle_fires_on_silence)
 
 	dl_require_shim();
 	s = dl_stallsrv("drip", "--ms", "2000", "--count", "10", NULL);
-	client(&r, 1, 5000, DL_V("DEADLINE_IDLE_TIMEOUT=400ms"),
+	dl_client(&r, 1, 5000, DL_V("DEADLINE_IDLE_TIMEOUT=400ms"),
 	       "rw", LO, s->port_s, "--send",
 	       "GET / HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n", "--expect",
 	       "ETIMEDOUT", NULL);
@@ -218,7 +201,7 @@ Test(core, idle_not_fired_by_steady_drip)
 
 	dl_require_shim();
 	s = dl_stallsrv("drip", "--ms", "100", "--count", "10", NULL);
-	client(&r, 1, 5000, DL_V("DEADLINE_IDLE_TIMEOUT=500ms"),
+	dl_client(&r, 1, 5000, DL_V("DEADLINE_IDLE_TIMEOUT=500ms"),
 	       "rw", LO, s->port_s, "--send",
 	       "GET / HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n", NULL);
 	dl_assert_ok(&r, "drip under idle 500ms");
@@ -234,10 +217,10 @@ static void assert_hangs(struct dl_server *s, int preload, const char *send,
 	struct dl_result r;
 
 	if (send)
-		client(&r, preload, 1500, NULL, "rw", LO, s->port_s,
+		dl_client(&r, preload, 1500, NULL, "rw", LO, s->port_s,
 		       "--send", send, NULL);
 	else
-		client(&r, preload, 1500, NULL, "rw", LO, s->port_s, NULL);
+		dl_client(&r, preload, 1500, NULL, "rw", LO, s->port_s, NULL);
 	dl_assert_run(&r, r.timed_out && r.ms >= 1500,
 		      "%s: expected the client to hang (still running at "
 		      "1.5 s)", what);
@@ -287,7 +270,7 @@ Test(core, expiry_peer_sees_end_fd_reserved)
 
 	dl_require_shim();
 	s = dl_stallsrv("silent", "--report", NULL);
-	client(&r, 1, 8000, DL_V("DEADLINE_REQUEST_TIMEOUT=300ms"),
+	dl_client(&r, 1, 8000, DL_V("DEADLINE_REQUEST_TIMEOUT=300ms"),
 	       "fdreserved", LO, s->port_s, "--hold", "700", NULL);
 	dl_assert_ok(&r, "fdreserved");
 	const char *exp = dl_line(r.out, "EXPIRED ");
@@ -321,10 +304,10 @@ static void bulk(const char *mode)
 
 	dl_require_shim();
 	s = dl_stallsrv(mode, "--bytes", bytes, NULL);
-	client(&nat, 0, 60000, NULL, "bulk", LO, s->port_s, "--mode", mode,
+	dl_client(&nat, 0, 60000, NULL, "bulk", LO, s->port_s, "--mode", mode,
 	       "--bytes", bytes, NULL);
 	dl_assert_ok(&nat, "native bulk");
-	client(&shim, 1, 60000, generous, "bulk", LO, s->port_s, "--mode",
+	dl_client(&shim, 1, 60000, generous, "bulk", LO, s->port_s, "--mode",
 	       mode, "--bytes", bytes, NULL);
 	dl_assert_ok(&shim, "bulk under the shim");
 	dl_assert_run(&shim, dl_line(shim.out, "OK 104857600 identical"),
@@ -364,7 +347,7 @@ Test(core, threads_32_deadlines)
 
 	dl_require_shim();
 	s = dl_stallsrv("http", NULL);
-	client(&r, 1, 10000, DL_V("DEADLINE_FIRST_BYTE_TIMEOUT=500ms"),
+	dl_client(&r, 1, 10000, DL_V("DEADLINE_FIRST_BYTE_TIMEOUT=500ms"),
 	       "threads", LO, s->port_s, "--n", "32", "--limit", "500",
 	       "--slack", slack_s(), NULL);
 	dl_assert_ok(&r, "threads");
@@ -377,7 +360,7 @@ Test(core, threads_32_native)
 	struct dl_result r;
 	struct dl_server *s = dl_stallsrv("http", NULL);
 
-	client(&r, 0, 10000, NULL, "threads", LO, s->port_s, "--n", "32",
+	dl_client(&r, 0, 10000, NULL, "threads", LO, s->port_s, "--n", "32",
 	       "--limit", "0", NULL);
 	dl_assert_ok(&r, "threads without the shim");
 	dl_assert_run(&r, dl_line(r.out, "THREADS ok=32 timedout=0 bad=0"),
@@ -393,8 +376,8 @@ Test(core, close_while_reading_like_native)
 
 	dl_require_shim();
 	s = dl_stallsrv("http", NULL);
-	client(&nat, 0, 8000, NULL, "closerace", LO, s->port_s, NULL);
-	client(&shim, 1, 8000, generous, "closerace", LO, s->port_s, NULL);
+	dl_client(&nat, 0, 8000, NULL, "closerace", LO, s->port_s, NULL);
+	dl_client(&shim, 1, 8000, generous, "closerace", LO, s->port_s, NULL);
 	dl_assert_run(&nat, nat.exited, "native closerace did not finish");
 	const char *a = dl_line(nat.out, "READER "), *b = dl_line(shim.out,
 								  "READER ");
@@ -434,11 +417,11 @@ Test(core, fork_parent_child_and_exec)
 
 	dl_require_shim();
 	s = dl_stallsrv("http", NULL);
-	client(&shim, 1, 10000, DL_V("DEADLINE_FIRST_BYTE_TIMEOUT=600ms"),
+	dl_client(&shim, 1, 10000, DL_V("DEADLINE_FIRST_BYTE_TIMEOUT=600ms"),
 	       "fork", LO, s->port_s, "--limit", "600", "--slack", slack_s(),
 	       NULL);
 	dl_assert_ok(&shim, "fork under the shim");
-	client(&nat, 0, 10000, NULL, "fork", LO, s->port_s, "--limit", "0",
+	dl_client(&nat, 0, 10000, NULL, "fork", LO, s->port_s, "--limit", "0",
 	       NULL);
 	dl_assert_ok(&nat, "fork without the shim");
 
@@ -463,9 +446,9 @@ Test(core, fdopen_fgets_like_native)
 
 	dl_require_shim();
 	s = dl_stallsrv("http", NULL);
-	client(&nat, 0, 10000, NULL, "fdopen", LO, s->port_s, NULL);
+	dl_client(&nat, 0, 10000, NULL, "fdopen", LO, s->port_s, NULL);
 	dl_assert_ok(&nat, "native fdopen");
-	client(&shim, 1, 10000, generous, "fdopen", LO, s->port_s, NULL);
+	dl_client(&shim, 1, 10000, generous, "fdopen", LO, s->port_s, NULL);
 	dl_assert_ok(&shim, "fdopen under the shim");
 	cr_assert_str_eq(nat.out, shim.out, "output differs from native");
 }
@@ -638,12 +621,12 @@ Test(core, eintr_deadline_not_reset)
 
 	dl_require_shim();
 	s = dl_stallsrv("http", NULL);
-	client(&r, 1, 8000, DL_V("DEADLINE_REQUEST_TIMEOUT=500ms"), "eintr",
+	dl_client(&r, 1, 8000, DL_V("DEADLINE_REQUEST_TIMEOUT=500ms"), "eintr",
 	       LO, s->port_s, "--restart", "1", "--limit", "500", "--slack",
 	       slack_s(), NULL);
 	dl_assert_ok(&r, "SA_RESTART signals every 100 ms, request 500ms");
 	dl_result_free(&r);
-	client(&r, 1, 8000, DL_V("DEADLINE_REQUEST_TIMEOUT=500ms"), "eintr",
+	dl_client(&r, 1, 8000, DL_V("DEADLINE_REQUEST_TIMEOUT=500ms"), "eintr",
 	       LO, s->port_s, "--restart", "0", "--limit", "500", "--slack",
 	       slack_s(), NULL);
 	dl_assert_ok(&r, "signals without SA_RESTART, request 500ms");

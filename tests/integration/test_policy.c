@@ -193,56 +193,13 @@ static int pol_has_line(const char *text, const char *line)
 	return 0;
 }
 
-/* Start build/helpers/<helper> args... with its stdout and stderr on one
- * pipe (the shim's log lines then sit among the helper's own lines),
- * optionally under the shim with extra environment.  wait_port: wait for
- * its "PORT <n>" line.  Killed in dl_teardown like the harness's servers. */
+/* A helper with its stderr merged into stdout, optionally under the shim
+ * (see dl_server_start_ex). */
 static struct dl_server *pol_start(const char *helper, const char *const *args,
 				   const char *const *env, int preload,
 				   int wait_port)
 {
-	const char *argv[32];
-	struct dl_server *s;
-	char line[64];
-	int p[2], n = 0;
-
-	cr_assert(dl_nservers < DL_MAX_SERVERS, "too many servers");
-	s = &dl_servers[dl_nservers++];
-	memset(s, 0, sizeof(*s));
-	argv[n++] = dl_helper(helper);
-	for (; args && *args && n < 30; args++)
-		argv[n++] = *args;
-	argv[n] = NULL;
-	cr_assert(pipe2(p, O_CLOEXEC) == 0, "pipe: %s", strerror(errno));
-	s->pid = dl_spawn(argv, env, preload, NULL, p[1], p[1]);
-	close(p[1]);
-	s->out_fd = p[0];
-	if (!wait_port)
-		return s;
-	cr_assert(dl_server_line(s, "PORT ", 5000, line, sizeof(line)),
-		  "%s did not report its port; output so far: %s", argv[0],
-		  s->buf);
-	s->port = atoi(line + 5);
-	cr_assert(s->port > 0, "bad port line '%s'", line);
-	dl_fmt(s->port_s, sizeof(s->port_s), "%d", s->port);
-	return s;
-}
-
-/* Run build/helpers/dlclient with the given args (NULL-terminated). */
-static void pol_client(struct dl_result *r, int preload, long timeout_ms,
-		       const char *const *env, ...)
-{
-	const char *argv[40], *a;
-	va_list ap;
-	int n = 0;
-
-	argv[n++] = dl_helper("dlclient");
-	va_start(ap, env);
-	while ((a = va_arg(ap, const char *)) && n < 38)
-		argv[n++] = a;
-	va_end(ap);
-	argv[n] = NULL;
-	dl_run(r, argv, env, preload, timeout_ms);
+	return dl_server_start_ex(helper, args, env, preload, 1, wait_port);
 }
 
 /* "ERR <ENAME> <ms> ..." of dlclient rw / "ERR <ENAME> <ms>" of the python
@@ -379,7 +336,7 @@ Test(policy, rules_by_address_port_and_family)
 		char name[32] = "", want_addr[64];
 		long ms;
 
-		pol_client(&r, 1, 6000,
+		dl_client(&r, 1, 6000,
 			   DL_V(pol_str("DEADLINE_CONFIG=%s", conf)), "rw",
 			   cases[i].addr, s[i]->port_s, "--send", "hi",
 			   "--recv", "10", "--expect", "ETIMEDOUT", NULL);
@@ -689,7 +646,7 @@ Test(policy, retry_until_late_server_accepts)
 	late = pol_start("echod", DL_V("--port", pol_str("%d", port),
 				       "--after", "400", "--lifetime", "30"),
 			 NULL, 0, 0);
-	pol_client(&r, 1, 8000, DL_V(pol_str("DEADLINE_CONFIG=%s", conf)),
+	dl_client(&r, 1, 8000, DL_V(pol_str("DEADLINE_CONFIG=%s", conf)),
 		   "rw", LO, pol_str("%d", port), "--send", "ping\\n",
 		   "--recv", "5", NULL);
 	dl_assert_ok(&r, "dlclient should get through once the server is up");
@@ -763,7 +720,7 @@ Test(policy, retry_stops_at_request_deadline_connect_timeouts)
 		"  request_timeout = \"600ms\"; connect_retries = 10;\n"
 		"  retry_backoff = { base = \"10ms\"; max = \"20ms\"; };\n"
 		"} );\n", s->port));
-	pol_client(&r, 1, 8000, DL_V(pol_str("DEADLINE_CONFIG=%s", conf)),
+	dl_client(&r, 1, 8000, DL_V(pol_str("DEADLINE_CONFIG=%s", conf)),
 		   "rw", LO, s->port_s, "--expect", "ETIMEDOUT", NULL);
 	ms = pol_err(&r, name, sizeof(name));
 	dl_assert_run(&r, ms >= 0 && !strcmp(name, "ETIMEDOUT") &&
@@ -805,7 +762,7 @@ Test(policy, retry_count_exhausted_before_deadline)
 		"  request_timeout = \"5s\"; connect_retries = 3;\n"
 		"  retry_backoff = { base = \"20ms\"; max = \"50ms\"; };\n"
 		"} );\n", port));
-	pol_client(&r, 1, 8000, DL_V(pol_str("DEADLINE_CONFIG=%s", conf)),
+	dl_client(&r, 1, 8000, DL_V(pol_str("DEADLINE_CONFIG=%s", conf)),
 		   "rw", LO, pol_str("%d", port), "--expect", "ECONNREFUSED",
 		   NULL);
 	dl_assert_run(&r, pol_err(&r, name, sizeof(name)) >= 0 &&
@@ -1308,7 +1265,7 @@ static void one_expiry(struct dl_result *r, struct dl_server *s,
 	char name[32] = "";
 	long ms;
 
-	pol_client(r, 1, 6000, env, "rw", LO, s->port_s, "--send", "hi",
+	dl_client(r, 1, 6000, env, "rw", LO, s->port_s, "--send", "hi",
 		   "--recv", "10", "--expect", "ETIMEDOUT", NULL);
 	ms = pol_err(r, name, sizeof(name));
 	dl_assert_run(r, ms >= 0 && !strcmp(name, "ETIMEDOUT") &&
