@@ -244,13 +244,30 @@ struct loader {
 static void add_error(struct loader *L, unsigned line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* User text quoted in a message must not break it into several lines (nor
+ * forge log lines, since the shim logs these): control bytes become \xNN.
+ * out holds at least 4 * strlen(in) + 1 bytes or is truncated. */
+static void escape_controls(const char *in, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (; *in && n + 5 < cap; in++) {
+		unsigned char ch = (unsigned char)*in;
+		if (ch < 0x20 || ch == 0x7f)
+			n += (size_t)snprintf(out + n, cap - n, "\\x%02x", ch);
+		else
+			out[n++] = (char)ch;
+	}
+	out[n] = 0;
+}
+
 /* Appends "NAME:LINE: message" (or "NAME: message" when line is 0) to the
  * error list.  Past CONF_MAX_ERRORS, or when memory runs out, the message
  * is only counted: conf_load's -1 does not depend on keeping it. */
 static void add_error(struct loader *L, unsigned line, const char *fmt, ...)
 {
 	struct conf *c = L->c;
-	char msg[512], qn[NAME_QUOTE_MAX * 4 + 8];
+	char raw[512], msg[4 * 512 + 1], qn[NAME_QUOTE_MAX * 4 + 8];
 	char *s;
 	int n;
 	va_list ap;
@@ -267,8 +284,9 @@ static void add_error(struct loader *L, unsigned line, const char *fmt, ...)
 		}
 	}
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	escape_controls(raw, msg, sizeof(msg));
 	quote_n(qn, L->name, NAME_QUOTE_MAX);
 	if (line)
 		n = snprintf(NULL, 0, "%s:%u: %s", qn, line, msg);

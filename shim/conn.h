@@ -33,13 +33,17 @@ enum {
 	CONN_PH_MASK = 7u << 8,
 };
 
-/* One entry per fd number; 64 bytes. */
+/* One entry per fd number; 64 bytes.  Fields other threads may read
+ * while one writes are accessed with relaxed atomics (plain on x86). */
 struct dl_conn {
 	_Atomic uint32_t st;
-	uint32_t gen;          /* bumped whenever the fd number is reused */
+	/* Generation (bumped whenever the number gets a new file) in the
+	 * high 24 bits, threads in a private wait on that generation in the
+	 * low 8: one word, so a close and a waiter can never miss each other. */
+	_Atomic uint32_t gw;
 	int32_t heap_idx;      /* position in the deadline heap, -1 if absent */
 	uint16_t rule;         /* index of the limits in force */
-	_Atomic uint16_t waiters; /* threads in a private wait on this fd */
+	uint16_t pad;
 	_Atomic int64_t dl[DL_PH_COUNT]; /* absolute deadlines, ns; 0 = off */
 	uint64_t ino;          /* socket inode, to recognise a reused number */
 	uint32_t rcvtimeo_ms;  /* the program's SO_RCVTIMEO, 0 = none */
@@ -47,6 +51,49 @@ struct dl_conn {
 };
 
 typedef int64_t (*conn_clock_fn)(void);
+
+/* Relaxed access to fields another thread may touch meanwhile. */
+#define CONN_LOAD(f) __atomic_load_n(&(f), __ATOMIC_RELAXED)
+#define CONN_STORE(f, v) __atomic_store_n(&(f), (v), __ATOMIC_RELAXED)
+
+#define CONN_GEN_SHIFT 8
+#define CONN_WAITERS_MAX 0xffu
+
+/* conn_gen - the entry's current generation. */
+static inline uint32_t conn_gen(const struct dl_conn *c)
+{
+	return __atomic_load_n(&c->gw, __ATOMIC_ACQUIRE) >> CONN_GEN_SHIFT;
+}
+
+/* conn_wait_enter - count a waiter on generation gen.  Returns 0 when the
+ * number already moved on (closed since), or the count is saturated. */
+static inline int conn_wait_enter(struct dl_conn *c, uint32_t gen)
+{
+	uint32_t old = __atomic_load_n(&c->gw, __ATOMIC_ACQUIRE);
+
+	do {
+		if (old >> CONN_GEN_SHIFT != gen ||
+		    (old & CONN_WAITERS_MAX) == CONN_WAITERS_MAX)
+			return 0;
+	} while (!__atomic_compare_exchange_n(&c->gw, &old, old + 1, 1,
+					      __ATOMIC_ACQ_REL,
+					      __ATOMIC_ACQUIRE));
+	return 1;
+}
+
+/* conn_wait_leave - the waiter counted by conn_wait_enter(c, gen) left;
+ * nothing to undo if the generation moved on (its count went with it). */
+static inline void conn_wait_leave(struct dl_conn *c, uint32_t gen)
+{
+	uint32_t old = __atomic_load_n(&c->gw, __ATOMIC_ACQUIRE);
+
+	do {
+		if (old >> CONN_GEN_SHIFT != gen || !(old & CONN_WAITERS_MAX))
+			return;
+	} while (!__atomic_compare_exchange_n(&c->gw, &old, old - 1, 1,
+					      __ATOMIC_ACQ_REL,
+					      __ATOMIC_ACQUIRE));
+}
 
 /* conn_start - arm the deadlines that begin when a connection starts:
  * connect (outbound, when connecting), request, and for inbound sockets the

@@ -91,7 +91,9 @@ int64_t engine_now(void)
 
 static const struct conf_effective *eff_of(const struct dl_conn *c)
 {
-	return c->rule < E.neff ? &E.eff[c->rule] : &eff_none;
+	uint16_t r = CONN_LOAD(c->rule);
+
+	return r < E.neff ? &E.eff[r] : &eff_none;
 }
 
 static const struct dl_limits *limits_of(const struct dl_conn *c)
@@ -114,7 +116,9 @@ static struct rule_stats *stats_of(const struct dl_conn *c)
 {
 	static struct rule_stats sink;
 
-	return E.stats && c->rule < E.neff ? &E.stats[c->rule] : &sink;
+	uint16_t r = CONN_LOAD(c->rule);
+
+	return E.stats && r < E.neff ? &E.stats[r] : &sink;
 }
 
 /* Which rule applies to a connection to/from addr.  0 = none matched. */
@@ -277,8 +281,10 @@ struct orphan {
 
 static struct orphan orphans[MAX_ORPHANS]; /* under E.lk */
 
-/* Caller holds lk: keep fd's file alive for the waiters of (c, gen). */
-static void orphan_add_locked(int fd, struct dl_conn *c)
+/* Caller holds lk: keep fd's file alive for the waiters of (c, gen), who
+ * carry on with the deadlines in snap. */
+static void orphan_add_locked(int fd, struct dl_conn *c, uint32_t gen,
+			      const struct dl_conn *snap)
 {
 	for (int i = 0; i < MAX_ORPHANS; i++) {
 		if (orphans[i].c)
@@ -287,18 +293,8 @@ static void orphan_add_locked(int fd, struct dl_conn *c)
 		if (orphans[i].hold < 0)
 			return;
 		orphans[i].c = c;
-		orphans[i].gen = c->gen;
-		memset(&orphans[i].snap, 0, sizeof(orphans[i].snap));
-		orphans[i].snap.heap_idx = -1;
-		orphans[i].snap.ino = c->ino;
-		orphans[i].snap.rule = c->rule;
-		orphans[i].snap.rcvtimeo_ms = c->rcvtimeo_ms;
-		orphans[i].snap.sndtimeo_ms = c->sndtimeo_ms;
-		for (int p = 0; p < DL_PH_COUNT; p++)
-			orphans[i].snap.dl[p] = __atomic_load_n(&c->dl[p],
-								__ATOMIC_RELAXED);
-		__atomic_store_n(&orphans[i].snap.st, conn_state(c),
-				 __ATOMIC_RELAXED);
+		orphans[i].gen = gen;
+		orphans[i].snap = *snap;
 		return;
 	}
 }
@@ -335,6 +331,8 @@ static const char *env_get(const char *name)
 	return secure_getenv(name);
 }
 
+static void heap_sync_locked(void);
+
 static void atfork_prepare(void)
 {
 	pthread_mutex_lock(&E.lk);
@@ -359,6 +357,18 @@ static void atfork_child(void)
 	tw.slot = -1;
 	tw.reg_fd = -1;
 	tw.reg_tag = 0;
+	/* Deadlines armed before the fork belong to the parent, which may
+	 * well meet them: the child must not abort the shared connections by
+	 * its stale copy.  The child arms its own when it uses them (a new
+	 * request, a wait). */
+	for (size_t i = 0; i < E.heap.n; i++) {
+		struct dl_conn *c = E.heap.v[i].c;
+		for (int p = 0; p < DL_PH_COUNT; p++)
+			CONN_STORE(c->dl[p], 0);
+		c->heap_idx = -1;
+	}
+	E.heap.n = 0;
+	heap_sync_locked();
 	pthread_mutex_unlock(&E.lk);
 }
 
@@ -631,7 +641,9 @@ static int teardown_locked(int fd, struct dl_conn *c, struct expiry *x)
 {
 	struct sockaddr unspec = { .sa_family = AF_UNSPEC };
 
-	if (c->ino && inode_of(fd) != c->ino)
+	uint64_t ino = CONN_LOAD(c->ino);
+
+	if (ino && inode_of(fd) != ino)
 		return -1;
 	describe_peer(fd, x);
 	if (eff_of(c)->teardown == CONF_TEARDOWN_CLOSE)
@@ -805,7 +817,9 @@ static int expired_fail(int fd, struct dl_conn *c)
 {
 	int saved = errno;
 
-	if (c->ino && inode_of(fd) != c->ino) {
+	uint64_t ino = CONN_LOAD(c->ino);
+
+	if (ino && inode_of(fd) != ino) {
 		engine_on_close(fd);
 		errno = saved;
 		return 0; /* stale: the caller passes the call through */
@@ -889,9 +903,25 @@ void engine_on_close(int fd)
 	pthread_mutex_lock(&E.lk);
 	dlheap_remove(&E.heap, c);
 	heap_sync_locked();
-	if (__atomic_load_n(&c->waiters, __ATOMIC_ACQUIRE))
-		orphan_add_locked(fd, c);
-	fdtab_reset(c);
+	{
+		/* What a thread still blocked on this file would carry on
+		 * with (see orphans). */
+		struct dl_conn snap;
+		uint32_t old;
+
+		memset(&snap, 0, sizeof(snap));
+		snap.heap_idx = -1;
+		snap.rule = CONN_LOAD(c->rule);
+		snap.ino = CONN_LOAD(c->ino);
+		snap.rcvtimeo_ms = CONN_LOAD(c->rcvtimeo_ms);
+		snap.sndtimeo_ms = CONN_LOAD(c->sndtimeo_ms);
+		for (int p = 0; p < DL_PH_COUNT; p++)
+			snap.dl[p] = CONN_LOAD(c->dl[p]);
+		snap.st = conn_state(c);
+		old = fdtab_reset(c);
+		if (old & CONN_WAITERS_MAX)
+			orphan_add_locked(fd, c, old >> CONN_GEN_SHIFT, &snap);
+	}
 	pthread_mutex_unlock(&E.lk);
 	if (fdtab_peer(fd))
 		fdtab_peer(fd)->addr.sin6_family = 0;
@@ -915,11 +945,11 @@ void engine_on_dup(int oldfd, int newfd)
 		__atomic_store_n(&n->dl[i],
 				 __atomic_load_n(&o->dl[i], __ATOMIC_RELAXED),
 				 __ATOMIC_RELAXED);
-	n->rule = o->rule;
-	n->ino = o->ino;
+	CONN_STORE(n->rule, CONN_LOAD(o->rule));
+	CONN_STORE(n->ino, CONN_LOAD(o->ino));
 	*fdtab_peer(newfd) = *fdtab_peer(oldfd);
-	n->rcvtimeo_ms = o->rcvtimeo_ms;
-	n->sndtimeo_ms = o->sndtimeo_ms;
+	CONN_STORE(n->rcvtimeo_ms, CONN_LOAD(o->rcvtimeo_ms));
+	CONN_STORE(n->sndtimeo_ms, CONN_LOAD(o->sndtimeo_ms));
 	__atomic_fetch_or(&o->st, CONN_SHARED, __ATOMIC_ACQ_REL);
 	__atomic_store_n(&n->st, conn_state(o), __ATOMIC_RELEASE);
 	if (conn_deadline(n, 0))
@@ -979,9 +1009,9 @@ void engine_on_sockopt(int fd, int level, int name, const void *val,
 #else
 	if (name == SO_RCVTIMEO)
 #endif
-		c->rcvtimeo_ms = timeval_ms(val, len);
+		CONN_STORE(c->rcvtimeo_ms, timeval_ms(val, len));
 	else
-		c->sndtimeo_ms = timeval_ms(val, len);
+		CONN_STORE(c->sndtimeo_ms, timeval_ms(val, len));
 }
 
 void engine_on_accept(int lfd, int fd, int flags)
@@ -1009,8 +1039,8 @@ void engine_on_accept(int lfd, int fd, int flags)
 			 CONN_SOCK | CONN_NBKNOWN | CONN_FLKNOWN |
 				 ((flags & SOCK_NONBLOCK) ? CONN_NONBLOCK : 0),
 			 __ATOMIC_RELEASE);
-	c->rule = rule;
-	c->ino = inode_of(fd);
+	CONN_STORE(c->rule, rule);
+	CONN_STORE(c->ino, inode_of(fd));
 	conn_start(c, limits_of(c), 1, 0, engine_now());
 	count(&stats_of(c)->conns, 1);
 	refile(fd, c);
@@ -1085,13 +1115,16 @@ static enum wait_result private_wait_counted(int fd, struct dl_conn *c,
 static enum wait_result private_wait(int fd, struct dl_conn *c,
 				     uint32_t events, uint32_t app_ms)
 {
-	uint32_t gen = c->gen;
+	uint32_t gen = conn_gen(c);
 	enum wait_result w;
 
-	__atomic_fetch_add(&c->waiters, 1, __ATOMIC_ACQ_REL);
+	if (!conn_wait_enter(c, gen))
+		return conn_gen(c) != gen ? W_ORPHANED
+					  : private_wait_counted(fd, c, events,
+								 app_ms);
 	w = private_wait_counted(fd, c, events, app_ms);
-	__atomic_fetch_sub(&c->waiters, 1, __ATOMIC_ACQ_REL);
-	if (c->gen != gen && w != W_EXPIRED)
+	conn_wait_leave(c, gen);
+	if (conn_gen(c) != gen && w != W_EXPIRED)
 		return W_ORPHANED;
 	return w;
 }
@@ -1099,7 +1132,8 @@ static enum wait_result private_wait(int fd, struct dl_conn *c,
 static enum wait_result private_wait_counted(int fd, struct dl_conn *c,
 					     uint32_t events, uint32_t app_ms)
 {
-	uint64_t tag = (uint64_t)(uint32_t)fd | ((uint64_t)c->gen << 32);
+	int saved = errno;
+	uint64_t tag = (uint64_t)(uint32_t)fd | ((uint64_t)conn_gen(c) << 32);
 	int64_t now = engine_now();
 	int64_t app_dl = app_ms ? now + (int64_t)app_ms * 1000000ll : 0;
 	struct epoll_event ev;
@@ -1107,34 +1141,42 @@ static enum wait_result private_wait_counted(int fd, struct dl_conn *c,
 
 	arm_idle(fd, c, now);
 	epfd = private_epfd();
+	/* No fd left for an epoll set (RLIMIT_NOFILE reached): wait with
+	 * poll() on the one fd instead; the shim's trouble stays its own. */
 	if (epfd < 0)
-		return W_ERROR;
+		goto registered;
 	if (tw.reg_tag != tag || tw.reg_events != events) {
 		ev.events = events;
 		ev.data.u64 = tag;
 		if (tw.reg_fd == fd && tw.reg_tag == tag) {
-			if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
-				return W_ERROR;
+			if (REAL(epoll_ctl)(epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+				epfd = -1;
 		} else {
 			if (tw.reg_fd >= 0)
-				REAL(epoll_ctl)(epfd, EPOLL_CTL_DEL, tw.reg_fd, 0);
+				REAL(epoll_ctl)(epfd, EPOLL_CTL_DEL, tw.reg_fd,
+						0);
 			tw.reg_fd = -1;
-			if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-				if (errno != EEXIST ||
-				    REAL(epoll_ctl)(epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
-					return W_ERROR;
-			}
+			if (REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 &&
+			    (errno != EEXIST ||
+			     REAL(epoll_ctl)(epfd, EPOLL_CTL_MOD, fd, &ev) < 0))
+				epfd = -1;
 		}
-		tw.reg_fd = fd;
-		tw.reg_tag = tag;
-		tw.reg_events = events;
+		if (epfd >= 0) {
+			tw.reg_fd = fd;
+			tw.reg_tag = tag;
+			tw.reg_events = events;
+		} else {
+			/* Could not register (ENOMEM, ...): poll() below. */
+			errno = saved;
+		}
 	}
+registered:
 
 	for (;;) {
 		int64_t dl, until;
 		int n;
 
-		if (c->gen != (uint32_t)(tag >> 32))
+		if (conn_gen(c) != (uint32_t)(tag >> 32))
 			return W_READY; /* closed under us: the caller sorts it */
 		if (conn_state(c) & CONN_EXPIRED)
 			return wait_expired(fd, c);
@@ -1152,8 +1194,17 @@ static enum wait_result private_wait_counted(int fd, struct dl_conn *c,
 		if (app_dl && (!until || app_dl < until))
 			until = app_dl;
 		sig_wait_begin();
-		n = REAL(epoll_wait)(epfd, &ev, 1,
+		if (epfd >= 0) {
+			n = REAL(epoll_wait)(epfd, &ev, 1,
+					       until ? to_epoll_ms(until - now)
+						     : -1);
+		} else {
+			struct pollfd pfd = { .fd = fd, .events = (short)events };
+			n = REAL(poll)(&pfd, 1,
 				       until ? to_epoll_ms(until - now) : -1);
+			ev.events = (uint32_t)pfd.revents;
+			ev.data.u64 = tag;
+		}
 		if (n < 0) {
 			if (errno != EINTR)
 				return W_ERROR;
@@ -1169,7 +1220,7 @@ static enum wait_result private_wait_counted(int fd, struct dl_conn *c,
 			return private_wait_counted(fd, c, events, app_ms);
 		} else if (n == 1) {
 			tw.last_events = ev.events;
-			if (c->gen != (uint32_t)(tag >> 32))
+			if (conn_gen(c) != (uint32_t)(tag >> 32))
 				return W_READY; /* closed under us */
 			if (conn_state(c) & CONN_EXPIRED)
 				return wait_expired(fd, c);
@@ -1189,11 +1240,12 @@ static int connect_wait(int fd, struct dl_conn *c)
 	for (;;) {
 		int err = 0;
 		socklen_t el = sizeof(err);
-		uint32_t gen = c->gen;
+		uint32_t gen = conn_gen(c);
 		struct dl_conn snap;
 		int hold;
 
-		switch (private_wait(fd, c, EPOLLOUT, c->sndtimeo_ms)) {
+		switch (private_wait(fd, c, EPOLLOUT,
+				     CONN_LOAD(c->sndtimeo_ms))) {
 		case W_ORPHANED:
 			/* Closed during its own connect: nothing to finish. */
 			hold = orphan_take(c, gen, &snap);
@@ -1403,8 +1455,8 @@ int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		}
 		__atomic_store_n(&c->st, CONN_SOCK, __ATOMIC_RELEASE);
 	}
-	c->rule = rule;
-	c->ino = inode_of(fd);
+	CONN_STORE(c->rule, rule);
+	CONN_STORE(c->ino, inode_of(fd));
 	{
 		struct dl_peer *p = fdtab_peer(fd);
 		size_t n = len < sizeof(p->addr) ? len : sizeof(p->addr);
@@ -1759,10 +1811,11 @@ ssize_t engine_io(int fd, struct dl_io *io)
 		}
 wait:
 		{
-			uint32_t gen = c->gen;
+			uint32_t gen = conn_gen(c);
 
 			w = private_wait(fd, c, wrote ? EPOLLOUT : EPOLLIN,
-					 wrote ? c->sndtimeo_ms : c->rcvtimeo_ms);
+					 wrote ? CONN_LOAD(c->sndtimeo_ms)
+					       : CONN_LOAD(c->rcvtimeo_ms));
 			if (w == W_ORPHANED && hold < 0) {
 				/* Carry on with the file the call holds. */
 				hold = orphan_take(c, gen, &orphan_conn);

@@ -54,16 +54,20 @@ struct dl_conn *fdtab_get(int fd)
 _Static_assert(sizeof(struct dl_conn) == 64, "one cache line per fd");
 _Static_assert(FDTAB_SLAB == (1 << 8), "slab layout in fdtab.h");
 
-void fdtab_reset(struct dl_conn *c)
+uint32_t fdtab_reset(struct dl_conn *c)
 {
-	uint32_t gen = c->gen + 1;
+	uint32_t old = __atomic_load_n(&c->gw, __ATOMIC_ACQUIRE), nw;
 
 	__atomic_store_n(&c->st, 0, __ATOMIC_RELEASE);
 	for (int i = 0; i < DL_PH_COUNT; i++)
 		__atomic_store_n(&c->dl[i], 0, __ATOMIC_RELAXED);
-	c->gen = gen;
-	c->rule = 0;
-	c->ino = 0;
-	c->rcvtimeo_ms = 0;
-	c->sndtimeo_ms = 0;
+	__atomic_store_n(&c->rule, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->ino, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->rcvtimeo_ms, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->sndtimeo_ms, 0, __ATOMIC_RELAXED);
+	do
+		nw = ((old >> CONN_GEN_SHIFT) + 1) << CONN_GEN_SHIFT;
+	while (!__atomic_compare_exchange_n(&c->gw, &old, nw, 1,
+					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+	return old;
 }

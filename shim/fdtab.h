@@ -66,9 +66,11 @@ static inline struct dl_conn *fdtab_tracked(int fd)
  * is beyond the table (reported once) or memory is short.  errno kept. */
 struct dl_conn *fdtab_get(int fd);
 
-/* fdtab_reset - forget everything about fd (a new file took the number).
- * The caller removes the entry from the deadline heap first. */
-void fdtab_reset(struct dl_conn *c);
+/* fdtab_reset - forget everything about fd (a new file took the number):
+ * a new generation, no waiters.  Returns the old generation word (its
+ * waiter count tells whether threads still wait on the old file).  The
+ * caller removes the entry from the deadline heap first. */
+uint32_t fdtab_reset(struct dl_conn *c);
 
 /* fdtab_limit - highest fd number + 1 that can be tracked. */
 int fdtab_limit(void);

@@ -148,6 +148,16 @@ static int host_byte_ok(unsigned char c)
 	       c == ':';
 }
 
+/* A byte as it may appear in a one-line message: itself, or \xNN. */
+static const char *byte_text(unsigned char c, char buf[8])
+{
+	if (c >= 0x20 && c < 0x7f)
+		snprintf(buf, 8, "%c", c);
+	else
+		snprintf(buf, 8, "\\x%02x", c);
+	return buf;
+}
+
 int match_glob_check(const char *pattern, char *err, size_t errlen)
 {
 	const char *p = pattern;
@@ -200,10 +210,13 @@ int match_glob_check(const char *pattern, char *err, size_t errlen)
 						q++;
 					hi = fold((unsigned char)*q++);
 					if (lo > hi) {
+						char a[8], b[8];
 						set_err(err, errlen,
 							"reversed range "
-							"'%c-%c' in host "
-							"pattern", lo, hi);
+							"'%s-%s' in host "
+							"pattern",
+							byte_text(lo, a),
+							byte_text(hi, b));
 						return -1;
 					}
 				}
