@@ -357,16 +357,14 @@ static void atfork_child(void)
 	tw.slot = -1;
 	tw.reg_fd = -1;
 	tw.reg_tag = 0;
-	/* Deadlines armed before the fork belong to the parent, which may
-	 * well meet them: the child must not abort the shared connections by
-	 * its stale copy.  The child arms its own when it uses them (a new
-	 * request, a wait). */
-	for (size_t i = 0; i < E.heap.n; i++) {
-		struct dl_conn *c = E.heap.v[i].c;
-		for (int p = 0; p < DL_PH_COUNT; p++)
-			CONN_STORE(c->dl[p], 0);
-		c->heap_idx = -1;
-	}
+	/* The connections are shared with the parent, which may well meet
+	 * the deadlines the child inherited: the child must not abort them
+	 * from its stale heap while waiting on something else.  It keeps the
+	 * deadlines, and enforces one only where it waits on that socket
+	 * itself (its blocking call, or its own poll/select/epoll, which file
+	 * the socket again) - as a forking daemon's child does. */
+	for (size_t i = 0; i < E.heap.n; i++)
+		E.heap.v[i].c->heap_idx = -1;
 	E.heap.n = 0;
 	heap_sync_locked();
 	pthread_mutex_unlock(&E.lk);
