@@ -4,6 +4,8 @@
 #   make demo       build, then show a deadline firing on a real program
 #   make test       unit + integration tests, then the same under ASan/UBSan
 #   make bench      benchmarks (ratios against native, same launch)
+#   make check-real real programs, CPython's suites, TSan, stress, fuzzing
+#   make fuzz       the libFuzzer harnesses, FUZZ_SECONDS (default 30) each
 #   make install    PREFIX=/usr/local DESTDIR=
 #
 # Every variable below can be overridden on the command line.
@@ -54,7 +56,7 @@ UNIT_BIN   := $(BUILD)/tests/unit
 INTEG_BIN  := $(BUILD)/tests/integration
 
 .PHONY: all deps test-deps test test-plain test-asan demo bench install \
-        uninstall clean
+        uninstall clean check-real realworld-build tsan-build fuzz fuzz-build
 .DEFAULT_GOAL := all
 
 TOOL_BINS  := $(if $(wildcard tools/deadline.c),$(BUILD)/deadline)
@@ -117,6 +119,49 @@ test-plain: test-deps all $(UNIT_BIN) $(INTEG_BIN) $(HELPERS)
 
 test-asan:
 	$(MAKE) BUILD=build/asan SAN=asan test-plain
+
+# make check-real: the real-world checks (tests/realworld/): CPython's
+# network suites with and without the shim, git/psql/redis/python daemons
+# against misbehaving servers, a TSan build under threaded clients, the
+# stress helper, the fuzzers for FUZZ_SECONDS each, a hostile environment.
+# One Criterion binary; tests/realworld/run prints the synthesis line that
+# tools/run-tests sums.
+RW_SRCS    := $(wildcard tests/realworld/*.c)
+RW_BIN     := $(BUILD)/tests/realworld
+TSAN_BUILD ?= build/tsan
+FUZZ_BUILD := $(BUILD)/fuzz
+FUZZ_SECONDS ?= 30
+FUZZ_CC    ?= clang
+FUZZ_NAMES := fuzz_conf fuzz_parsers
+FUZZ_BINS  := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%)
+CORE_SRCS  := shim/policy.c shim/conf.c shim/match.c
+
+$(RW_BIN): $(RW_SRCS) tests/realworld/rw.h tests/integration/harness.h | $(BUILD)/tests
+	$(CC) $(BASE_CFLAGS) -Wno-missing-prototypes -Itests/integration -o $@ \
+	    $(RW_SRCS) -lcriterion -lpthread
+
+realworld-build: test-deps all $(RW_BIN) $(HELPERS)
+
+# The shim and the threaded helpers built with ThreadSanitizer (a TSan
+# library cannot be preloaded into an uninstrumented program).
+tsan-build:
+	$(MAKE) BUILD=$(TSAN_BUILD) OPT="-O1 -g" CFLAGS="-fsanitize=thread -Wno-tsan" \
+	    $(TSAN_BUILD)/libdeadline.so $(TSAN_BUILD)/helpers/dlclient \
+	    $(TSAN_BUILD)/helpers/stress
+
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(CORE_SRCS) $(wildcard shim/*.h)
+	@mkdir -p $(FUZZ_BUILD)
+	$(FUZZ_CC) -g -O1 -std=gnu11 -D_GNU_SOURCE -Ishim \
+	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	    -o $@ $< $(CORE_SRCS) -lconfig
+
+fuzz-build: test-deps $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run-fuzz
+
+check-real: realworld-build tsan-build fuzz-build
+	BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/realworld/run
 
 demo: all
 	@tools/ensure-deps demo

@@ -171,6 +171,16 @@ int match_glob_check(const char *pattern, char *err, size_t errlen)
 			MATCH_HOST_MAX);
 		return -1;
 	}
+	/* Control bytes nowhere, not even escaped or in a [class]: they
+	 * cannot be in a name, and would break messages and `deadline check`
+	 * output into several lines. */
+	for (const char *q = p; *q; q++)
+		if ((unsigned char)*q < 0x20 || *q == 0x7f) {
+			set_err(err, errlen,
+				"byte 0x%02x cannot appear in a host name",
+				(unsigned char)*q);
+			return -1;
+		}
 	while (*p) {
 		unsigned char c = (unsigned char)*p;
 
@@ -201,6 +211,7 @@ int match_glob_check(const char *pattern, char *err, size_t errlen)
 				if (*q == ']' && !first)
 					break;
 				first = 0;
+
 				if (*q == '\\' && q[1])
 					q++;
 				lo = fold((unsigned char)*q++);
