@@ -295,6 +295,8 @@ static void orphan_add_locked(int fd, struct dl_conn *c, uint32_t gen,
 		orphans[i].c = c;
 		orphans[i].gen = gen;
 		orphans[i].snap = *snap;
+		DL_DEBUG("fd=%d closed while a call waits on it: held as fd=%d",
+			 fd, orphans[i].hold);
 		return;
 	}
 }
@@ -1041,6 +1043,9 @@ void engine_on_accept(int lfd, int fd, int flags)
 	CONN_STORE(c->ino, inode_of(fd));
 	conn_start(c, limits_of(c), 1, 0, engine_now());
 	count(&stats_of(c)->conns, 1);
+	DL_DEBUG("track fd=%d inbound rule=%s limits_ms=%u/%u/%u/%u", fd,
+		 eff_of(c)->rule_name, limits_of(c)->ms[0], limits_of(c)->ms[1],
+		 limits_of(c)->ms[2], limits_of(c)->ms[3]);
 	refile(fd, c);
 	errno = saved;
 }
@@ -1283,6 +1288,18 @@ static int connect_wait(int fd, struct dl_conn *c)
 	}
 }
 
+/* Where fd is connecting to, for the log (a connect that never completes
+ * has no peer address to ask for). */
+static void remember_peer(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	struct dl_peer *p = fdtab_peer(fd);
+
+	if (!p)
+		return;
+	memset(&p->addr, 0, sizeof(p->addr));
+	memcpy(&p->addr, addr, len < sizeof(p->addr) ? len : sizeof(p->addr));
+}
+
 /* One blocking attempt: O_NONBLOCK for the connect() call only, restored
  * exactly as it was, then the private wait.  fl: the file's flags. */
 static int connect_blocking_once(int fd, struct dl_conn *c,
@@ -1341,7 +1358,6 @@ static void log_retry(int fd, const struct dl_conn *c, unsigned attempt,
 		      const struct sockaddr *next, int err, uint32_t wait_ms)
 {
 	struct expiry x;
-	struct dl_peer *p = fdtab_peer(fd);
 	char nexta[INET6_ADDRSTRLEN] = "-";
 
 	describe_peer(fd, &x);
@@ -1367,7 +1383,6 @@ static void log_retry(int fd, const struct dl_conn *c, unsigned attempt,
 		};
 		dl_log_fields(f, (int)(sizeof(f) / sizeof(f[0])));
 	}
-	(void)p;
 }
 
 /* Sleep ms, or less if the request deadline comes first.  Returns 0, or -1
@@ -1455,14 +1470,12 @@ int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	}
 	CONN_STORE(c->rule, rule);
 	CONN_STORE(c->ino, inode_of(fd));
-	{
-		struct dl_peer *p = fdtab_peer(fd);
-		size_t n = len < sizeof(p->addr) ? len : sizeof(p->addr);
-		memset(&p->addr, 0, sizeof(p->addr));
-		memcpy(&p->addr, addr, n);
-	}
+	remember_peer(fd, addr, len);
 	conn_start(c, limits_of(c), 0, 1, engine_now());
 	count(&stats_of(c)->conns, 1);
+	DL_DEBUG("track fd=%d outbound rule=%s limits_ms=%u/%u/%u/%u", fd,
+		 eff_of(c)->rule_name, limits_of(c)->ms[0], limits_of(c)->ms[1],
+		 limits_of(c)->ms[2], limits_of(c)->ms[3]);
 	refile(fd, c);
 	errno = saved;
 
@@ -1531,13 +1544,7 @@ int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
 			if (req)
 				__atomic_store_n(&c->dl[DL_PH_REQUEST], req,
 						 __ATOMIC_RELAXED);
-			{
-				struct dl_peer *p = fdtab_peer(fd);
-				memset(&p->addr, 0, sizeof(p->addr));
-				memcpy(&p->addr, &cur,
-				       curlen < sizeof(p->addr) ? curlen
-								: sizeof(p->addr));
-			}
+			remember_peer(fd, (struct sockaddr *)&cur, curlen);
 			refile(fd, c);
 		}
 	}
