@@ -319,72 +319,66 @@ static int curl_timeout_error(const struct dl_result *r)
 	       strstr(r->err, "timed out");
 }
 
-/* (a) The accept queue is full: SYNs are dropped, connect never ends. */
-Test(eventloop, curl_connect_backlog)
+/* curl against s under the shim, with env arming the deadline of phase:
+ * it fails as ok() says within [limit_ms, limit_ms + slack], with one log
+ * line for that phase, while the same curl without the shim, started at
+ * the same time, is still waiting at 3 s. */
+static void curl_fires_where_native_hangs(struct dl_server *s, const char *env,
+					  const char *phase, long limit_ms,
+					  int (*ok)(const struct dl_result *),
+					  const char *what)
 {
 	struct dl_result r, n;
 	struct ev_bg bg;
-	struct dl_server *s;
 
-	need_curl();
-	s = dl_stallsrv("backlog", NULL);
 	ev_bg_start(&bg, "native", CURL("-o", "/dev/null", url(s, "http", "/")),
 		    NULL, 0);
-	dl_run(&r, CURL("-o", "/dev/null", url(s, "http", "/")),
-	       DL_V("DEADLINE_CONNECT_TIMEOUT=500ms"), 1, 5000);
-	dl_assert_run(&r, r.exited && (r.code == 28 || r.code == 7),
-		      "curl should fail to connect (exit 28 or 7)");
-	dl_assert_run(&r, ev_within(r.ms, 500),
-		      "curl ended outside [500,%ld] ms", 500 + ev_slack());
-	ev_assert_one_deadline(&r, "connect", 500);
+	dl_run(&r, CURL("-o", "/dev/null", url(s, "http", "/")), DL_V(env), 1,
+	       5000);
+	dl_assert_run(&r, ok(&r), "curl should fail %s", what);
+	dl_assert_run(&r, ev_within(r.ms, limit_ms),
+		      "curl ended outside [%ld,%ld] ms", limit_ms,
+		      limit_ms + ev_slack());
+	ev_assert_one_deadline(&r, phase, limit_ms);
 	ev_bg_finish(&bg, &n, 3000);
 	ev_assert_hung(&n, 3000);
+}
+
+static int curl_connect_error(const struct dl_result *r)
+{
+	return r->exited && (r->code == 28 || r->code == 7);
+}
+
+/* (a) The accept queue is full: SYNs are dropped, connect never ends. */
+Test(eventloop, curl_connect_backlog)
+{
+	need_curl();
+	curl_fires_where_native_hangs(dl_stallsrv("backlog", NULL),
+				      "DEADLINE_CONNECT_TIMEOUT=500ms",
+				      "connect", 500, curl_connect_error,
+				      "to connect (exit 28 or 7)");
 }
 
 /* (b) Accepts, reads the request, never answers. */
 Test(eventloop, curl_request_silent)
 {
-	struct dl_result r, n;
-	struct ev_bg bg;
-	struct dl_server *s;
-
 	need_curl();
-	s = dl_stallsrv("silent", NULL);
-	ev_bg_start(&bg, "native", CURL("-o", "/dev/null", url(s, "http", "/")),
-		    NULL, 0);
-	dl_run(&r, CURL("-o", "/dev/null", url(s, "http", "/")),
-	       DL_V("DEADLINE_REQUEST_TIMEOUT=1s"), 1, 5000);
-	dl_assert_run(&r, curl_timeout_error(&r),
-		      "curl should fail with a timeout error");
-	dl_assert_run(&r, ev_within(r.ms, 1000),
-		      "curl ended outside [1000,%ld] ms", 1000 + ev_slack());
-	ev_assert_one_deadline(&r, "request", 1000);
-	ev_bg_finish(&bg, &n, 3000);
-	ev_assert_hung(&n, 3000);
+	curl_fires_where_native_hangs(dl_stallsrv("silent", NULL),
+				      "DEADLINE_REQUEST_TIMEOUT=1s", "request",
+				      1000, curl_timeout_error,
+				      "with a timeout error");
 }
 
-/* (c) Answers 3 s after the request. */
+/* (c) Answers 3 s after the request (which came after the native run
+ * started: at 3 s the native curl is still waiting). */
 Test(eventloop, curl_first_byte_slow)
 {
-	struct dl_result r, n;
-	struct ev_bg bg;
-	struct dl_server *s;
-
 	need_curl();
-	s = dl_stallsrv("delay", "--ms", "3000", NULL);
-	ev_bg_start(&bg, "native", CURL("-o", "/dev/null", url(s, "http", "/")),
-		    NULL, 0);
-	dl_run(&r, CURL("-o", "/dev/null", url(s, "http", "/")),
-	       DL_V("DEADLINE_FIRST_BYTE_TIMEOUT=700ms"), 1, 5000);
-	dl_assert_run(&r, curl_timeout_error(&r),
-		      "curl should fail with a timeout error");
-	dl_assert_run(&r, ev_within(r.ms, 700),
-		      "curl ended outside [700,%ld] ms", 700 + ev_slack());
-	ev_assert_one_deadline(&r, "first_byte", 700);
-	/* The server answers 3 s after it got the request, which was after
-	 * this run started: at 3 s the native curl is still waiting. */
-	ev_bg_finish(&bg, &n, 3000);
-	ev_assert_hung(&n, 3000);
+	curl_fires_where_native_hangs(dl_stallsrv("delay", "--ms", "3000",
+						  NULL),
+				      "DEADLINE_FIRST_BYTE_TIMEOUT=700ms",
+				      "first_byte", 700, curl_timeout_error,
+				      "with a timeout error");
 }
 
 /* (d) A body byte every 100 ms for 1.5 s: an idle limit of 500 ms never
