@@ -170,12 +170,14 @@ struct tl_wait {
 	int slot;
 	uint64_t reg_tag; /* fd | gen << 32 of the live registration */
 	uint32_t last_events; /* what the last private wait reported */
+	int hold_fd, hold_of; /* an orphaned call of this thread: its hold,
+			       * and the program's fd it stands for */
 	int reg_fd;
 	uint32_t reg_events;
 };
 
 static __thread struct tl_wait tw __attribute__((tls_model("initial-exec"))) =
-	{ .epfd = -1, .slot = -1, .reg_fd = -1 };
+	{ .epfd = -1, .slot = -1, .reg_fd = -1, .hold_fd = -1 };
 
 static void private_release(struct tl_wait *t)
 {
@@ -719,7 +721,8 @@ static int expire_locked(int fd, struct dl_conn *c, int64_t now,
 	heap_sync_locked();
 	if (!conn_expire(c, ph))
 		return 0; /* another thread got there first */
-	x->fd = fd;
+	/* An orphaned call waits on the shim's hold: name the program's fd. */
+	x->fd = fd == tw.hold_fd ? tw.hold_of : fd;
 	x->ph = ph;
 	x->limit_ms = limits_of(c)->ms[ph];
 	x->rule = eff_of(c)->rule_name;
@@ -1829,6 +1832,8 @@ wait:
 					r = -1;
 					goto out;
 				}
+				tw.hold_fd = hold;
+				tw.hold_of = fd;
 				fd = hold;
 				c = &orphan_conn;
 				continue;
@@ -1855,6 +1860,7 @@ out:
 		 * it the registrations the close left in our set. */
 		int e = errno;
 		REAL(close)(hold);
+		tw.hold_fd = -1;
 		private_release(&tw);
 		errno = e;
 	}
