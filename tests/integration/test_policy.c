@@ -964,8 +964,12 @@ static void inbound_slowloris(int fork_mode)
 		  "end; it said:\n%s", out);
 	cr_assert(pol_find(line, " END ETIMEDOUT ", " lines=0 ", NULL) == line,
 		  "the daemon's read should fail with ETIMEDOUT: %.200s", line);
-	cr_assert(pol_within(dl_field(line, "after_ms="), 1000),
-		  "the daemon saw ETIMEDOUT outside [1000,%ld] after accept: "
+	/* The daemon stamps the time once accept() has returned; the shim
+	 * starts the deadline inside accept(), a little earlier (4 ms seen
+	 * under ASan on a loaded machine).  Allow that much before 1000. */
+	cr_assert(dl_field(line, "after_ms=") >= 980 &&
+		  dl_field(line, "after_ms=") <= 1000 + pol_slack(),
+		  "the daemon saw ETIMEDOUT outside [980,%ld] after accept: "
 		  "%.200s", 1000 + pol_slack(), line);
 	cr_assert(pol_count(out, "event=deadline") == 1 &&
 		  pol_find(out, "event=deadline", " rule=clients ",
