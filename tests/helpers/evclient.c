@@ -642,11 +642,14 @@ static void slot_event(int ep, struct slot *s, int i, uint32_t events,
 		ssize_t r;
 
 		/* Connected: say something, then wait for the answer that
-		 * never comes.  The read's EAGAIN starts the idle clock. */
+		 * never comes.  The socket is in an epoll set, so it counts
+		 * as waited on and idle runs from the last byte moved: the
+		 * one sent here, inside send() - stamp the start before it.
+		 * The read's EAGAIN, a moment later, changes nothing. */
 		epoll_ctl(ep, EPOLL_CTL_MOD, s->fd, &ev);
+		s->start = hp_now_ns();
 		if (send(s->fd, "x", 1, MSG_NOSIGNAL) != 1)
 			bad("%d send %s\n", i, hp_errname(errno));
-		s->start = hp_now_ns();
 		r = read(s->fd, &c, 1);
 		if (!(r < 0 && errno == EAGAIN))
 			bad("%d first read r=%zd %s\n", i, r,
