@@ -37,9 +37,9 @@ HARDEN   := -fstack-protector-strong
 endif
 
 # Policy: plain C, no interposition; unit tests link it directly.
-CORE_MODS  := policy conn dlheap match conf names
+CORE_MODS  := policy conn dlheap match conf names fault
 # Interposition layer and engine.
-SHIM_MODS  := real fdtab log engine wrap_socket wrap_io wrap_fd wrap_wait \
+SHIM_MODS  := real fdtab log engine inject wrap_socket wrap_io wrap_fd wrap_wait \
               wrap_signal wrap_dns signals
 
 CORE_OBJS  := $(CORE_MODS:%=$(BUILD)/obj/%.o)

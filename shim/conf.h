@@ -16,8 +16,9 @@
  *   3. the `defaults` group;
  *   4. built-ins: no limit, ETIMEDOUT, reset, no retries.
  *
- * The `faults` group is accepted and its presence recorded, but it is not
- * parsed or validated yet: fault injection is not implemented.
+ * The `faults` key (one group, or a list of groups) is parsed into
+ * struct fault_spec (fault.h), checked like everything else, and picked
+ * whole: a rule's faults replace the defaults' faults.
  */
 #ifndef DL_CONF_H
 #define DL_CONF_H
@@ -26,6 +27,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "fault.h"
 #include "match.h"
 #include "policy.h"
 
@@ -37,6 +39,7 @@
 #define CONF_MAX_ERRORS		64	/* later ones are counted, not kept */
 #define CONF_NAME_MAX		63	/* rule name, bytes */
 #define CONF_MAX_RETRIES	100
+#define CONF_MAX_FAULTS		16	/* fault groups per rule */
 
 /* Built-in retry back-off, used when connect_retries > 0 and neither the
  * rule nor defaults say otherwise. */
@@ -77,7 +80,8 @@ struct conf_values {
 	uint32_t connect_retries;	/* 0..CONF_MAX_RETRIES */
 	uint32_t backoff_base_ms;
 	uint32_t backoff_max_ms;
-	uint32_t faults_line;		/* where `faults` was; not parsed yet */
+	struct fault_spec *faults;	/* owned; nfaults groups */
+	uint16_t nfaults;
 };
 
 struct conf_rule {
@@ -99,7 +103,7 @@ struct conf {
 	struct conf_rule *rules;
 	size_t nrules;
 	int has_seed;
-	long long seed;			/* for fault injection (future) */
+	long long seed;			/* for fault injection decisions */
 	/* Error list: "FILE:LINE: message", one line each, printable. */
 	char **errors;
 	size_t nerrors;
@@ -115,7 +119,8 @@ struct conf_effective {
 	uint32_t connect_retries;
 	uint32_t backoff_base_ms;
 	uint32_t backoff_max_ms;	/* >= backoff_base_ms */
-	int has_faults;			/* always inert for now */
+	struct fault_spec *faults;	/* owned by the conf; NULL = none */
+	uint16_t nfaults;
 	const char *rule_name;		/* "defaults" if no rule matched; owned
 					 * by the conf (valid until conf_free) */
 	uint16_t rule_index;		/* 1-based; 0 = no rule matched */

@@ -36,6 +36,7 @@
 
 #include "conf.h"
 #include "dlheap.h"
+#include "inject.h"
 #include "log.h"
 #include "names.h"
 #include "policy.h"
@@ -131,7 +132,7 @@ static uint16_t rule_for(int fd, const struct sockaddr *addr, socklen_t len,
 	const struct conf_rule *r;
 	char host[NAMES_NAME_MAX + 1];
 
-	if (!E.conf.nrules || !addr)
+	if (!E.conf.nrules || !addr || !E.neff)
 		return 0;
 	memset(&p, 0, sizeof(p));
 	p.host = names_lookup(addr, host, sizeof(host)) ? host : 0;
@@ -144,6 +145,21 @@ static uint16_t rule_for(int fd, const struct sockaddr *addr, socklen_t len,
 	}
 	r = conf_match(&E.conf, &p);
 	return r && r->index < E.neff ? r->index : 0;
+}
+
+/* Fault injection for a connection to/from addr under rule: set up when
+ * some fault group applies.  Returns 1 if fd has fault state. */
+static int faults_attach(int fd, struct dl_conn *c, uint16_t rule,
+			 const struct sockaddr *addr, socklen_t len,
+			 int inbound, int probe_only)
+{
+	char host[NAMES_NAME_MAX + 1];
+	const char *h = names_lookup(addr, host, sizeof(host)) ? host : 0;
+	const struct conf_effective *e = rule < E.neff ? &E.eff[rule] : 0;
+
+	if (probe_only)
+		return inject_wants(e, h, addr, len, inbound);
+	return inject_attach(fd, conn_gen(c), e, rule, h, addr, len, inbound);
 }
 
 /* Does anything apply to this rule?  (Limits, or connect retries.) */
@@ -174,6 +190,7 @@ struct tl_wait {
 			       * and the program's fd it stands for */
 	int reg_fd;
 	uint32_t reg_events;
+	int64_t fault_wake; /* a timed fault is due then: end waits by it */
 };
 
 static __thread struct tl_wait tw __attribute__((tls_model("initial-exec"))) =
@@ -469,6 +486,12 @@ static int config_load(void)
 							: CONF_TEARDOWN_RESET;
 		}
 	}
+	if (inject_load(&E.conf) < 0 && env_flag("DEADLINE_STRICT")) {
+		dl_log_event("DEADLINE_STRICT is set: exiting (status 2)");
+		_exit(2);
+	}
+	if (inject_on)
+		active = 1;
 	for (size_t i = 0; i < E.neff; i++) {
 		if (rule_active((uint16_t)i) || E.eff[i].dns_timeout_ms)
 			active = 1;
@@ -896,6 +919,8 @@ void engine_on_close(int fd)
 		tw.reg_fd = -1;
 		tw.reg_tag = 0;
 	}
+	if (inject_on)
+		inject_detach(fd, 0);
 	if (!c || (!conn_state(c) && c->heap_idx < 0)) {
 		/* Not a socket we know: maybe one of the shim's own fds. */
 		if (__atomic_load_n(&E.init_state, __ATOMIC_ACQUIRE) == 2)
@@ -1023,17 +1048,21 @@ void engine_on_accept(int lfd, int fd, int flags)
 	struct sockaddr_storage peer;
 	socklen_t plen = sizeof(peer);
 	uint16_t rule = 0;
-	int saved = errno;
+	int saved = errno, faulted = 0;
 
 	engine_on_newfd(fd);
 	if (!(l && (conn_state(l) & CONN_SOCK)) && !sock_is_tcp(fd)) {
 		errno = saved;
 		return;
 	}
-	if (E.conf.nrules &&
-	    getpeername(fd, (struct sockaddr *)&peer, &plen) == 0)
+	if ((E.conf.nrules || inject_on) &&
+	    getpeername(fd, (struct sockaddr *)&peer, &plen) == 0) {
 		rule = rule_for(fd, (struct sockaddr *)&peer, plen, 1);
-	if (!rule_active(rule) || !(c = fdtab_get(fd))) {
+		faulted = inject_on && faults_attach(fd, 0, rule,
+						     (struct sockaddr *)&peer,
+						     plen, 1, 1);
+	}
+	if ((!rule_active(rule) && !faulted) || !(c = fdtab_get(fd))) {
 		errno = saved;
 		return;
 	}
@@ -1050,6 +1079,8 @@ void engine_on_accept(int lfd, int fd, int flags)
 		 eff_of(c)->rule_name, limits_of(c)->ms[0], limits_of(c)->ms[1],
 		 limits_of(c)->ms[2], limits_of(c)->ms[3]);
 	refile(fd, c);
+	if (faulted)
+		faults_attach(fd, c, rule, (struct sockaddr *)&peer, plen, 1, 0);
 	errno = saved;
 }
 
@@ -1196,9 +1227,13 @@ registered:
 		}
 		if (app_dl && now >= app_dl)
 			return W_APP_TIMEOUT;
+		if (tw.fault_wake && now >= tw.fault_wake)
+			return W_READY; /* the caller asks the injector again */
 		until = dl;
 		if (app_dl && (!until || app_dl < until))
 			until = app_dl;
+		if (tw.fault_wake && (!until || tw.fault_wake < until))
+			until = tw.fault_wake;
 		sig_wait_begin();
 		if (epfd >= 0) {
 			n = REAL(epoll_wait)(epfd, &ev, 1,
@@ -1232,6 +1267,54 @@ registered:
 				return wait_expired(fd, c);
 			return W_READY;
 		}
+		now = engine_now();
+	}
+}
+
+/* Wait until t (INT64_MAX: until a deadline ends it) without events: an
+ * injected delay.  Bounded by c's deadlines and by app_ms (the program's
+ * own socket timeout).  Sleeps in short slices so that an expiry or close
+ * by another thread is noticed. */
+static enum wait_result wait_until(int fd, struct dl_conn *c, int64_t t,
+				   uint32_t app_ms)
+{
+	uint32_t gen = conn_gen(c);
+	int64_t now = engine_now();
+	int64_t app_dl = app_ms ? now + (int64_t)app_ms * 1000000ll : 0;
+
+	for (;;) {
+		int64_t dl, until;
+		struct timespec ts;
+
+		if (conn_gen(c) != gen)
+			return W_ORPHANED;
+		if (conn_state(c) & CONN_EXPIRED)
+			return wait_expired(fd, c);
+		dl = conn_deadline(c, 0);
+		if (dl && now >= dl) {
+			if (expire_one(fd, c, now))
+				return wait_expired(fd, c);
+			now = engine_now();
+			continue;
+		}
+		if (now >= t)
+			return W_READY;
+		if (app_dl && now >= app_dl)
+			return W_APP_TIMEOUT;
+		until = t;
+		if (dl && dl < until)
+			until = dl;
+		if (app_dl && app_dl < until)
+			until = app_dl;
+		if (until - now > 50000000ll)
+			until = now + 50000000ll;
+		ts.tv_sec = (time_t)(until / 1000000000ll);
+		ts.tv_nsec = (long)(until % 1000000000ll);
+		sig_wait_begin();
+		if (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, 0) ==
+			    EINTR &&
+		    (app_ms || sig_interrupted_norestart()))
+			return W_INTR;
 		now = engine_now();
 	}
 }
@@ -1307,9 +1390,40 @@ static void remember_peer(int fd, const struct sockaddr *addr, socklen_t len)
  * exactly as it was, then the private wait.  fl: the file's flags. */
 static int connect_blocking_once(int fd, struct dl_conn *c,
 				 const struct sockaddr *addr, socklen_t len,
-				 int fl)
+				 int fl, unsigned attempt)
 {
 	int r, e, saved = errno;
+
+	if (inject_on && inject_has(fd, conn_gen(c))) {
+		int64_t until;
+		int ferr;
+		enum inj_connect k = inject_connect(fd, attempt, 0, engine_now(),
+						    &until, &ferr);
+
+		if (k == INJ_C_DELAY || k == INJ_C_FAIL) {
+			switch (wait_until(fd, c, until ? until : INT64_MAX,
+					   CONN_LOAD(c->sndtimeo_ms))) {
+			case W_READY:
+				break;
+			case W_EXPIRED:
+				return -1;
+			case W_APP_TIMEOUT:
+				errno = EINPROGRESS;
+				return -1;
+			case W_INTR:
+				errno = EINTR;
+				return -1;
+			default:
+				errno = EBADF;
+				return -1;
+			}
+			if (k == INJ_C_FAIL) {
+				errno = ferr;
+				return -1;
+			}
+		}
+		errno = saved;
+	}
 
 	if (REAL(fcntl64)(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return REAL(connect)(fd, addr, len);
@@ -1410,7 +1524,7 @@ int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	struct dl_conn *c = fdtab_peek(fd);
 	uint32_t st = c ? conn_state(c) : 0;
-	int fl = -1, r, e, saved = errno;
+	int fl = -1, r, e, saved = errno, faulted = 0;
 	uint16_t rule;
 
 	if ((st & CONN_EXPIRED) && expired_fail(fd, c))
@@ -1462,7 +1576,8 @@ int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		return REAL(connect)(fd, addr, len);
 	}
 	rule = rule_for(fd, addr, len, 0);
-	if (!rule_active(rule))
+	faulted = inject_on && faults_attach(fd, c, rule, addr, len, 0, 1);
+	if (!rule_active(rule) && !faulted)
 		return REAL(connect)(fd, addr, len);
 	if (!(st & CONN_SOCK)) {
 		if (!sock_is_tcp(fd) || !(c = fdtab_get(fd))) {
@@ -1480,9 +1595,26 @@ int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		 eff_of(c)->rule_name, limits_of(c)->ms[0], limits_of(c)->ms[1],
 		 limits_of(c)->ms[2], limits_of(c)->ms[3]);
 	refile(fd, c);
+	if (faulted)
+		faulted = faults_attach(fd, c, rule, addr, len, 0, 0);
 	errno = saved;
 
 	if (app_nonblocking(fd, c, &fl)) {
+		if (faulted) {
+			int64_t until;
+			int ferr;
+
+			if (inject_connect(fd, 0, 1, engine_now(), &until,
+					   &ferr) == INJ_C_HIDDEN) {
+				/* Delayed: the handshake starts now, its
+				 * outcome is hidden until then.  Failed or
+				 * blackholed: no handshake at all. */
+				if (!ferr)
+					REAL(connect)(fd, addr, len);
+				errno = EINPROGRESS;
+				return -1;
+			}
+		}
 		/* Event loops learn the result later (SO_ERROR): no retries. */
 		r = REAL(connect)(fd, addr, len);
 		e = errno;
@@ -1512,7 +1644,7 @@ int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
 			uint32_t wait;
 
 			r = connect_blocking_once(fd, c, (struct sockaddr *)&cur,
-						  curlen, fl);
+						  curlen, fl, attempt - 1);
 			if (r == 0 || errno == EINTR)
 				return r;
 			e = errno;
@@ -1562,6 +1694,16 @@ int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
 int engine_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
 	struct dl_conn *c = fdtab_tracked(fd);
+
+	if (c && inject_on && level == SOL_SOCKET && name == SO_ERROR && val &&
+	    len && *len >= sizeof(int) && !(conn_state(c) & CONN_EXPIRED)) {
+		int err;
+		if (inject_so_error(fd, &err)) {
+			*(int *)val = err;
+			*len = sizeof(int);
+			return 0;
+		}
+	}
 
 	if (c && (conn_state(c) & CONN_EXPIRED) && level == SOL_SOCKET &&
 	    name == SO_ERROR && val && len && *len >= sizeof(int)) {
@@ -1618,34 +1760,35 @@ static ssize_t io_real(int fd, const struct dl_io *io)
 }
 
 /* One non-blocking attempt, skipping the first `done` bytes (a blocking
- * write or MSG_WAITALL read resumes where the last attempt stopped). */
-static ssize_t io_attempt(int fd, const struct dl_io *io, size_t done)
+ * write or MSG_WAITALL read resumes where the last attempt stopped) and
+ * moving at most cap bytes (an injected slice or bandwidth limit). */
+static ssize_t io_attempt(int fd, const struct dl_io *io, size_t done,
+			  size_t cap)
 {
 	int fl = io->flags | MSG_DONTWAIT;
 	struct msghdr m;
 	struct iovec small[8], *iv = small;
 	const struct iovec *src;
 	int cnt, first = done == 0;
+	size_t n = io->len - done < cap ? io->len - done : cap;
 	ssize_t r;
 
 	switch (io->op) {
 	case OP_READ:
-		return REAL(recv)(fd, (char *)io->buf + done, io->len - done,
-				  MSG_DONTWAIT);
+		return REAL(recv)(fd, (char *)io->buf + done, n, MSG_DONTWAIT);
 	case OP_RECV:
-		return REAL(recv)(fd, (char *)io->buf + done, io->len - done, fl);
+		return REAL(recv)(fd, (char *)io->buf + done, n, fl);
 	case OP_RECVFROM:
-		return REAL(recvfrom)(fd, (char *)io->buf + done, io->len - done,
-				      fl, io->from, io->fromlen);
+		return REAL(recvfrom)(fd, (char *)io->buf + done, n, fl, io->from,
+				      io->fromlen);
 	case OP_WRITE:
-		return REAL(send)(fd, (const char *)io->buf + done,
-				  io->len - done, MSG_DONTWAIT);
+		return REAL(send)(fd, (const char *)io->buf + done, n,
+				  MSG_DONTWAIT);
 	case OP_SEND:
-		return REAL(send)(fd, (const char *)io->buf + done,
-				  io->len - done, fl);
+		return REAL(send)(fd, (const char *)io->buf + done, n, fl);
 	case OP_SENDTO:
-		return REAL(sendto)(fd, (const char *)io->buf + done,
-				    io->len - done, fl, io->to, io->tolen);
+		return REAL(sendto)(fd, (const char *)io->buf + done, n, fl,
+				    io->to, io->tolen);
 	case OP_READV:
 	case OP_WRITEV:
 		memset(&m, 0, sizeof(m));
@@ -1667,8 +1810,10 @@ static ssize_t io_attempt(int fd, const struct dl_io *io, size_t done)
 		errno = EINVAL;
 		return -1;
 	}
-	if (done) {
-		/* Skip what was transferred already. */
+	if (done || cap != (size_t)-1) {
+		/* Skip what was transferred already; keep at most cap. */
+		size_t left = cap;
+
 		while (cnt > 0 && done >= src->iov_len) {
 			done -= src->iov_len;
 			src++;
@@ -1684,6 +1829,14 @@ static ssize_t io_attempt(int fd, const struct dl_io *io, size_t done)
 		if (cnt) {
 			iv[0].iov_base = (char *)iv[0].iov_base + done;
 			iv[0].iov_len -= done;
+		}
+		for (int i = 0; i < cnt; i++) {
+			if (iv[i].iov_len >= left) {
+				iv[i].iov_len = left;
+				cnt = i + 1;
+				break;
+			}
+			left -= iv[i].iov_len;
 		}
 		src = iv;
 	}
@@ -1744,6 +1897,81 @@ static void note_moved(int fd, struct dl_conn *c, int wrote, ssize_t n)
 		refile_if_earlier(fd, c, before);
 }
 
+/* Ask the injector about the next attempt of a faulted call.  Returns 1
+ * to go on (with *cap, *swallow, *sliced set), 0 when the loop should ask
+ * again (after a wait), -1 when the call ends with *rp (errno set). */
+static int io_fault_step(int *fdp, struct dl_conn *c, struct dl_io *io,
+			 int blocking, size_t done, size_t *cap, int *swallow,
+			 int *sliced, ssize_t *rp)
+{
+	int fd = *fdp, wrote = is_write_op(io->op);
+	uint32_t app_ms = wrote ? CONN_LOAD(c->sndtimeo_ms)
+				: CONN_LOAD(c->rcvtimeo_ms);
+	struct inj_plan p;
+	enum wait_result w;
+
+	switch (inject_io(fd, wrote, blocking, engine_now(), &p)) {
+	case INJ_GO:
+		*cap = p.cap;
+		*swallow = p.swallow;
+		*sliced = p.sliced;
+		tw.fault_wake = p.wake;
+		return 1;
+	case INJ_FAIL:
+		if (done) {
+			*rp = (ssize_t)done;
+			return -1;
+		}
+		errno = p.err;
+		*rp = -1;
+		return -1;
+	case INJ_EOF:
+		*rp = (ssize_t)done;
+		return -1;
+	case INJ_WAIT:
+		break;
+	}
+	if (!blocking) {
+		/* An event loop: its poll/epoll will not see the fd ready
+		 * before the fault allows. */
+		arm_idle(fd, c, engine_now());
+		if (done) {
+			*rp = (ssize_t)done;
+			return -1;
+		}
+		errno = EAGAIN;
+		*rp = -1;
+		return -1;
+	}
+	if (p.until == 0) {
+		tw.fault_wake = p.wake;
+		w = private_wait(fd, c, EPOLLIN, app_ms);
+		tw.fault_wake = 0;
+	} else {
+		w = wait_until(fd, c, p.until, app_ms);
+	}
+	switch (w) {
+	case W_READY:
+		return 0;
+	case W_EXPIRED:
+		*rp = -1;
+		return -1;
+	case W_APP_TIMEOUT:
+		errno = EAGAIN;
+		break;
+	case W_INTR:
+		errno = EINTR;
+		break;
+	case W_ORPHANED:
+		errno = EBADF;
+		break;
+	case W_ERROR:
+		break;
+	}
+	*rp = done ? (ssize_t)done : -1;
+	return -1;
+}
+
 ssize_t engine_io(int fd, struct dl_io *io)
 {
 	struct dl_conn *c = fdtab_tracked(fd);
@@ -1751,7 +1979,7 @@ ssize_t engine_io(int fd, struct dl_io *io)
 	int wrote = is_write_op(io->op);
 	size_t want = 0, done = 0;
 	int keep_going; /* blocking semantics: all of it (writes, WAITALL) */
-	int saved = errno, hold = -1;
+	int saved = errno, hold = -1, faulted, blocking = 0;
 	ssize_t r;
 
 	if (!c)
@@ -1761,8 +1989,10 @@ ssize_t engine_io(int fd, struct dl_io *io)
 			return -1;
 		return io_real(fd, io);
 	}
+	faulted = inject_on && inject_has(fd, conn_gen(c));
 	/* Nothing can fire during this call: the real call, untouched. */
-	if (!conn_deadline(c, 0) && !limits_of(c)->ms[DL_PH_IDLE]) {
+	if (!faulted && !conn_deadline(c, 0) &&
+	    !limits_of(c)->ms[DL_PH_IDLE]) {
 		r = io_real(fd, io);
 		if (r > 0) {
 			int e = errno;
@@ -1777,24 +2007,42 @@ ssize_t engine_io(int fd, struct dl_io *io)
 	if ((conn_state(c) & (CONN_NONBLOCK | CONN_NBKNOWN | CONN_SHARED)) ==
 	    (CONN_NONBLOCK | CONN_NBKNOWN))
 		keep_going = 0; /* an event loop takes partial transfers */
-	if (keep_going)
+	if (keep_going || faulted)
 		want = io_total(io);
+	if (faulted)
+		blocking = !(io->flags & MSG_DONTWAIT) &&
+			   !app_nonblocking(fd, c, 0);
 
 	/* A blocking program reading right after it wrote is waiting for an
 	 * answer that is rarely there yet: wait first, skip a doomed try. */
-	if (!wrote && !(io->flags & (MSG_DONTWAIT | MSG_PEEK)) &&
+	if (!faulted && !wrote && !(io->flags & (MSG_DONTWAIT | MSG_PEEK)) &&
 	    (conn_state(c) & (CONN_TURN_WROTE | CONN_NBKNOWN | CONN_NONBLOCK |
 			      CONN_SHARED | CONN_EXPIRED)) ==
 		    (CONN_TURN_WROTE | CONN_NBKNOWN))
 		goto wait;
 	for (;;) {
 		enum wait_result w;
+		size_t cap = (size_t)-1;
+		int swallow = 0, sliced = 0;
 
-		r = io_attempt(fd, io, done);
+		if (faulted && hold < 0) {
+			int k = io_fault_step(&fd, c, io, blocking, done, &cap,
+					      &swallow, &sliced, &r);
+			if (k < 0)
+				goto out;
+			if (k == 0)
+				continue;
+		}
+		if (swallow) /* blackholed: the bytes vanish */
+			r = (ssize_t)(want - done < cap ? want - done : cap);
+		else
+			r = io_attempt(fd, io, done, cap);
 		if (r >= 0) {
 			note_moved(fd, c, wrote, r);
+			if (faulted && r > 0 && hold < 0)
+				inject_io_done(fd, wrote, (size_t)r);
 			done += (size_t)r;
-			if (!keep_going || r == 0 || done >= want ||
+			if (!keep_going || r == 0 || done >= want || sliced ||
 			    (io->flags & MSG_DONTWAIT))
 				break;
 			continue;
@@ -1807,7 +2055,8 @@ ssize_t engine_io(int fd, struct dl_io *io)
 			}
 			if (done)
 				break;
-			return -1;
+			r = -1;
+			goto out;
 		}
 		if ((io->flags & MSG_DONTWAIT) || app_nonblocking(fd, c, 0)) {
 			/* An event loop will wait for this fd: idle runs. */
@@ -1815,7 +2064,8 @@ ssize_t engine_io(int fd, struct dl_io *io)
 			if (done)
 				break;
 			errno = EAGAIN;
-			return -1;
+			r = -1;
+			goto out;
 		}
 wait:
 		{
@@ -1855,6 +2105,7 @@ wait:
 	errno = saved;
 	r = (ssize_t)done;
 out:
+	tw.fault_wake = 0;
 	if (hold >= 0) {
 		/* The call returns: its reference to the file goes, and with
 		 * it the registrations the close left in our set. */
@@ -1970,6 +2221,45 @@ static uint32_t dns_limit_ms(const char *node)
 	return ef.dns_timeout_ms;
 }
 
+/* An injected dns fault for node: sleeps the delay (at most the lookup's
+ * own limit ms, 0 = none) and returns the answer to give, or 0 to
+ * resolve.  *ms is lowered by the time spent. */
+static int dns_fault(const char *node, uint32_t *ms)
+{
+	struct conf_effective ef, *e = E.neff ? &E.eff[0] : 0;
+	uint32_t delay;
+	int rc;
+
+	if (E.neff && E.conf.nrules) {
+		struct conf_peer p;
+		memset(&p, 0, sizeof(p));
+		p.host = node;
+		conf_lookup(&E.conf, &p, &ef);
+		e = &ef;
+	}
+	rc = inject_dns(node, e, &delay);
+	if (delay) {
+		uint32_t d = *ms && *ms <= delay ? *ms : delay;
+		struct timespec ts = { (time_t)(d / 1000),
+				       (long)(d % 1000) * 1000000l };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		if (*ms && *ms <= delay) {
+			const struct dl_field f[] = {
+				{ "event", "dns_timeout", 0 },
+				{ "host", node, 0 },
+				{ "limit_ms", 0, *ms },
+				{ "elapsed_ms", 0, *ms },
+			};
+			dl_log_fields(f, (int)(sizeof(f) / sizeof(f[0])));
+			return EAI_AGAIN;
+		}
+		if (*ms)
+			*ms -= delay;
+	}
+	return rc;
+}
+
 int engine_getaddrinfo(const char *node, const char *service,
 		       const struct addrinfo *hints, struct addrinfo **res)
 {
@@ -1983,6 +2273,8 @@ int engine_getaddrinfo(const char *node, const char *service,
 	int64_t start, end;
 	int rc, ok;
 
+	if (node && inject_on && (rc = dns_fault(node, &ms)))
+		return rc;
 	if (!ms)
 		return REAL(getaddrinfo)(node, service, hints, res);
 	j = calloc(1, sizeof(*j));

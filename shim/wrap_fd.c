@@ -12,14 +12,18 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "inject.h"
 #include "real.h"
 
 /* ---- close / close_range / closefrom --------------------------------- */
 
 static int do_close(int fd)
 {
-	if (engine_enabled())
+	if (engine_enabled()) {
+		if (inject_on)
+			inject_detach(fd, 1); /* slow_close may wait here */
 		engine_on_close(fd);
+	}
 	return REAL(close)(fd);
 }
 

@@ -13,8 +13,10 @@
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <poll.h>
+#include <stdlib.h>
 
 #include "engine.h"
+#include "inject.h"
 #include "real.h"
 
 extern void __chk_fail(void) __attribute__((noreturn));
@@ -118,10 +120,163 @@ static int poll_sliced(struct pollfd *fds, nfds_t n, int64_t app_ns,
 	}
 }
 
+/* ---- injected faults -------------------------------------------------
+ *
+ * While some connection has fault state, a wait hides what the program
+ * may not see yet (a delayed read, a handshake still "in flight") and
+ * ends when that changes, so that an event loop is never put to sleep by
+ * a fault: it simply finds the fd not ready until the delay has passed.
+ */
+
+/* The program's time left (ns, -1 = none), cut at the next fault change. */
+static int64_t fault_slice(int64_t app_ns, int64_t app_end, int64_t next,
+			   int64_t now)
+{
+	int64_t t = app_ns < 0 ? -1 : (app_end > now ? app_end - now : 0);
+
+	if (next) {
+		int64_t d = next > now ? next - now : 0;
+		if (t < 0 || d < t)
+			t = d;
+	}
+	return t;
+}
+
+static int poll_sliced(struct pollfd *fds, nfds_t n, int64_t app_ns,
+		       const sigset_t *mask);
+
+static uint32_t hide_bits(uint32_t h)
+{
+	return (h & POLLIN) ? h | POLLRDHUP : h;
+}
+
+static int poll_faulted(struct pollfd *fds, nfds_t n, int64_t app_ns,
+			const sigset_t *mask)
+{
+	struct pollfd small[32], *cp = small;
+	uint32_t hsmall[32], *hm = hsmall;
+	int64_t now = engine_now();
+	int64_t app_end = app_ns >= 0 ? now + app_ns : 0;
+	int r;
+
+	if (n > 32) {
+		cp = malloc(n * (sizeof(*cp) + sizeof(*hm)));
+		if (!cp)
+			return poll_sliced(fds, n, app_ns, mask);
+		hm = (uint32_t *)(cp + n);
+	}
+	for (;;) {
+		int64_t next = 0;
+
+		for (nfds_t i = 0; i < n; i++) {
+			cp[i] = fds[i];
+			hm[i] = fds[i].fd >= 0
+					? inject_hidden(fds[i].fd, now, &next)
+					: 0;
+			if (hm[i] & INJ_HIDE_ALL)
+				cp[i].fd = -1;
+			else
+				cp[i].events &= (short)~hide_bits(hm[i]);
+		}
+		r = poll_sliced(cp, n, fault_slice(app_ns, app_end, next, now),
+				mask);
+		if (r < 0)
+			break;
+		now = engine_now();
+		r = 0;
+		for (nfds_t i = 0; i < n; i++) {
+			uint32_t rev = (uint16_t)cp[i].revents;
+
+			if (hm[i] & INJ_HIDE_ALL)
+				rev = 0;
+			else if (rev && fds[i].fd >= 0)
+				rev &= ~hide_bits(inject_observe(fds[i].fd, rev,
+								 now, &next));
+			fds[i].revents = (short)rev;
+			r += rev != 0;
+		}
+		if (r || (app_ns >= 0 && now >= app_end))
+			break;
+	}
+	if (cp != small) {
+		int e = errno;
+		free(cp);
+		errno = e;
+	}
+	return r;
+}
+
+/* select in terms of poll_faulted: the same readiness rules as the
+ * kernel's (read: IN, HUP, ERR; write: OUT, ERR; except: PRI). */
+static int select_faulted(int nfds, fd_set *r, fd_set *w, fd_set *e,
+			  int64_t app_ns, const sigset_t *mask,
+			  int64_t *left_ns)
+{
+	struct pollfd *pf;
+	int64_t start = engine_now();
+	nfds_t n = 0;
+	int res;
+
+	pf = malloc((size_t)(nfds > 0 ? nfds : 1) * sizeof(*pf));
+	if (!pf) {
+		errno = ENOMEM;
+		return -1;
+	}
+	for (int fd = 0; fd < nfds; fd++) {
+		short ev = (short)(((r && FD_ISSET(fd, r)) ? POLLIN : 0) |
+				   ((w && FD_ISSET(fd, w)) ? POLLOUT : 0) |
+				   ((e && FD_ISSET(fd, e)) ? POLLPRI : 0));
+		if (ev) {
+			pf[n].fd = fd;
+			pf[n].events = ev;
+			pf[n].revents = 0;
+			n++;
+		}
+	}
+	res = poll_faulted(pf, n, app_ns, mask);
+	if (res >= 0) {
+		for (nfds_t i = 0; i < n; i++)
+			if (pf[i].revents & POLLNVAL) {
+				free(pf);
+				errno = EBADF;
+				return -1;
+			}
+		res = 0;
+		for (nfds_t i = 0; i < n; i++) {
+			short rv = pf[i].revents;
+			int fd = pf[i].fd;
+			if (r && FD_ISSET(fd, r) &&
+			    !(rv & (POLLIN | POLLHUP | POLLERR)))
+				FD_CLR(fd, r);
+			else if (r && FD_ISSET(fd, r))
+				res++;
+			if (w && FD_ISSET(fd, w) && !(rv & (POLLOUT | POLLERR)))
+				FD_CLR(fd, w);
+			else if (w && FD_ISSET(fd, w))
+				res++;
+			if (e && FD_ISSET(fd, e) && !(rv & POLLPRI))
+				FD_CLR(fd, e);
+			else if (e && FD_ISSET(fd, e))
+				res++;
+		}
+	}
+	free(pf);
+	if (left_ns) {
+		int64_t now = engine_now();
+		*left_ns = app_ns >= 0 && start + app_ns > now
+				   ? start + app_ns - now : 0;
+	}
+	return res;
+}
+
 static int do_poll(struct pollfd *fds, nfds_t n, int timeout)
 {
 	if (timeout != 0)
 		note_poll_wait(fds, n);
+	if (inject_active())
+		return poll_faulted(fds, n,
+				    timeout < 0 ? -1 : (int64_t)timeout * 1000000,
+				    0);
 	if (!engine_armed())
 		return REAL(poll)(fds, n, timeout);
 	return poll_sliced(fds, n, timeout < 0 ? -1 : (int64_t)timeout * 1000000,
@@ -146,9 +301,12 @@ static int do_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
 {
 	if (!tmo || tmo->tv_sec || tmo->tv_nsec)
 		note_poll_wait(fds, n);
-	if (!engine_armed() || (tmo && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 ||
-					tmo->tv_nsec >= NS)))
+	if ((!engine_armed() && !inject_active()) ||
+	    (tmo && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 ||
+		     tmo->tv_nsec >= NS)))
 		return REAL(ppoll)(fds, n, tmo, mask);
+	if (inject_active())
+		return poll_faulted(fds, n, tmo ? ts_ns(tmo) : -1, mask);
 	return poll_sliced(fds, n, tmo ? ts_ns(tmo) : -1, mask);
 }
 
@@ -241,7 +399,8 @@ static int select_sliced(int nfds, fd_set *r, fd_set *w, fd_set *e,
  * run unsliced, as do invalid timeouts (the kernel reports them). */
 static int select_plain(int nfds, const struct timeval *tv)
 {
-	return !engine_armed() || nfds < 0 || nfds > FD_SETSIZE ||
+	return (!engine_armed() && !inject_active()) || nfds < 0 ||
+	       nfds > FD_SETSIZE ||
 	       (tv && (tv->tv_sec < 0 || tv->tv_usec < 0 ||
 		       tv->tv_usec >= 1000000));
 }
@@ -256,10 +415,10 @@ static int do_select(int nfds, fd_set *r, fd_set *w, fd_set *e,
 		note_select_wait(nfds, r, w);
 	if (select_plain(nfds, tv))
 		return REAL(select)(nfds, r, w, e, tv);
-	res = select_sliced(nfds, r, w, e,
-			    tv ? (int64_t)tv->tv_sec * NS + tv->tv_usec * 1000ll
-			       : -1,
-			    0, &left);
+	res = (inject_active() ? select_faulted : select_sliced)(
+		nfds, r, w, e,
+		tv ? (int64_t)tv->tv_sec * NS + tv->tv_usec * 1000ll : -1, 0,
+		&left);
 	if (tv) { /* Linux reports the time not slept */
 		int saved = errno;
 		tv->tv_sec = left / NS;
@@ -280,10 +439,12 @@ static int do_pselect(int nfds, fd_set *r, fd_set *w, fd_set *e,
 {
 	if (!ts || ts->tv_sec || ts->tv_nsec)
 		note_select_wait(nfds, r, w);
-	if (!engine_armed() || nfds < 0 || nfds > FD_SETSIZE ||
+	if ((!engine_armed() && !inject_active()) || nfds < 0 ||
+	    nfds > FD_SETSIZE ||
 	    (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= NS)))
 		return REAL(pselect)(nfds, r, w, e, ts, mask);
-	return select_sliced(nfds, r, w, e, ts ? ts_ns(ts) : -1, mask, 0);
+	return (inject_active() ? select_faulted : select_sliced)(
+		nfds, r, w, e, ts ? ts_ns(ts) : -1, mask, 0);
 }
 
 DL_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e,
@@ -327,9 +488,39 @@ static int epoll_sliced(int epfd, struct epoll_event *ev, int max,
 	}
 }
 
+/* epoll with faults: the program's own registrations are masked (see
+ * inject_epoll_prepare) so that a hidden fd does not keep waking a
+ * level-triggered set, and events that a fault hides are dropped. */
+static int epoll_faulted(int epfd, struct epoll_event *ev, int max,
+			 int64_t app_ns, const sigset_t *mask)
+{
+	int64_t now = engine_now();
+	int64_t app_end = app_ns >= 0 ? now + app_ns : 0;
+
+	for (;;) {
+		int64_t next = inject_epoll_prepare(epfd, now);
+		int r = epoll_sliced(epfd, ev, max,
+				     fault_slice(app_ns, app_end, next, now),
+				     mask);
+
+		if (r < 0)
+			return r;
+		now = engine_now();
+		if (r > 0 && (r = inject_epoll_filter(epfd, ev, r, now, &next)))
+			return r;
+		if (app_ns >= 0 && now >= app_end)
+			return 0;
+	}
+}
+
 static int do_epoll_pwait(int epfd, struct epoll_event *ev, int max,
 			  int timeout, const sigset_t *mask, int plain)
 {
+	if (inject_active() && max > 0)
+		return epoll_faulted(epfd, ev, max,
+				     timeout < 0 ? -1
+						 : (int64_t)timeout * 1000000,
+				     mask);
 	if (!engine_armed() || max <= 0)
 		return plain ? REAL(epoll_wait)(epfd, ev, max, timeout)
 			     : REAL(epoll_pwait)(epfd, ev, max, timeout, mask);
@@ -352,10 +543,11 @@ DL_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max,
 static int do_epoll_pwait2(int epfd, struct epoll_event *ev, int max,
 			   const struct timespec *tmo, const sigset_t *mask)
 {
-	if (!engine_armed() || max <= 0 ||
+	if ((!engine_armed() && !inject_active()) || max <= 0 ||
 	    (tmo && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 || tmo->tv_nsec >= NS)))
 		return REAL(epoll_pwait2)(epfd, ev, max, tmo, mask);
-	return epoll_sliced(epfd, ev, max, tmo ? ts_ns(tmo) : -1, mask);
+	return (inject_active() ? epoll_faulted : epoll_sliced)(
+		epfd, ev, max, tmo ? ts_ns(tmo) : -1, mask);
 }
 
 DL_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max,
@@ -369,7 +561,8 @@ DL_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max,
 /* Registration is how an epoll program says it waits on a socket. */
 static int do_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
-	int r = REAL(epoll_ctl)(epfd, op, fd, ev);
+	int r = inject_on ? inject_epoll_ctl(epfd, op, fd, ev)
+			  : REAL(epoll_ctl)(epfd, op, fd, ev);
 
 	if (r == 0 && engine_idle_watch())
 		engine_on_epoll_ctl(op, fd);

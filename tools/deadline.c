@@ -58,6 +58,11 @@ static void usage(FILE *f)
 "  --log FILE         libdeadline's log: a file (appended), \"stderr\"\n"
 "                     (default) or \"off\" (DEADLINE_LOG)\n"
 "  --strict           DEADLINE_STRICT=1\n"
+"  --fault SPEC       inject faults, e.g. 'host=api.test latency=200ms\n"
+"                     jitter=50ms p=0.5'; repeatable (DEADLINE_FAULTS)\n"
+"  --seed N           seed for fault decisions (DEADLINE_SEED)\n"
+"  --dry-run          log the faults that would be injected, inject none\n"
+"                     (DEADLINE_FAULTS_DRY_RUN=1)\n"
 "  -h, --help         show this help and exit\n"
 "  -V, --version      show the version and exit\n"
 "\n"
@@ -172,6 +177,35 @@ static size_t print_errors(const struct conf *c)
 
 #define NCOLS 11
 
+/* The FAULTS cell: each group's faults and its triggers, e.g.
+ * "latency+slice (probability=0.5)". */
+static void fault_summary(const struct conf_effective *e, char *buf,
+			  size_t len)
+{
+	size_t o = 0;
+
+	buf[0] = 0;
+	for (uint16_t g = 0; g < e->nfaults && o < len; g++) {
+		const struct fault_spec *f = &e->faults[g];
+		int n = snprintf(buf + o, len - o, "%s", g ? "; " : "");
+		o = n < 0 ? len : o + (size_t)n;
+		for (int k = 0, first = 1; k < FK_COUNT && o < len; k++) {
+			if (!(f->kinds & FK_BIT(k)))
+				continue;
+			n = snprintf(buf + o, len - o, "%s%s", first ? "" : "+",
+				     fault_kind_name((enum fault_kind)k));
+			o = n < 0 ? len : o + (size_t)n;
+			first = 0;
+		}
+		if (o < len && strcmp(f->trigger, "always") != 0) {
+			n = snprintf(buf + o, len - o, " (%s)", f->trigger);
+			o = n < 0 ? len : o + (size_t)n;
+		}
+	}
+	if (!e->nfaults)
+		snprintf(buf, len, "-");
+}
+
 static void row_cells(const struct conf *c, const struct conf_rule *r,
 		      char cells[NCOLS][160])
 {
@@ -198,7 +232,7 @@ static void row_cells(const struct conf *c, const struct conf_rule *r,
 	} else {
 		snprintf(cells[k++], 160, "0");
 	}
-	snprintf(cells[k++], 160, "%s", e.has_faults ? "yes (inert)" : "-");
+	fault_summary(&e, cells[k++], 160);
 }
 
 static int cmd_check(int argc, char **argv)
@@ -568,9 +602,50 @@ static void check_config_for_run(const char *path)
 	free(abs);
 }
 
+/* Checks the --fault specs as the library will read them, so that a typo
+ * stops here with its spec number rather than in the program's log. */
+static void check_faults_for_run(const char *specs)
+{
+	const char *err = NULL;
+	char *text = fault_specs_to_conf(specs, &err);
+	struct conf c;
+
+	if (!text)
+		die("--fault: %s", err);
+	conf_init(&c);
+	if (conf_load_mem(&c, text, strlen(text), "--fault") < 0) {
+		print_errors(&c);
+		fprintf(stderr, "(--fault:N is the Nth --fault option)\n");
+		conf_free(&c);
+		free(text);
+		exit(EXIT_USAGE);
+	}
+	conf_free(&c);
+	free(text);
+	setenv("DEADLINE_FAULTS", specs, 1);
+}
+
+/* Appends one --fault spec to the ';'-separated list. */
+static char *add_fault(char *list, const char *spec)
+{
+	size_t a = list ? strlen(list) : 0, b = strlen(spec);
+	char *n;
+
+	if (strchr(spec, ';'))
+		die_usage("--fault '%s': one fault per --fault (';' is not "
+			  "allowed; repeat the option)", spec);
+	n = realloc(list, a + b + 2);
+	if (!n)
+		die("out of memory");
+	if (a)
+		n[a++] = ';';
+	memcpy(n + a, spec, b + 1);
+	return n;
+}
+
 enum {
 	OPT_CONFIG = 256, OPT_CONNECT, OPT_FIRST_BYTE, OPT_IDLE, OPT_REQUEST,
-	OPT_LOG, OPT_STRICT,
+	OPT_LOG, OPT_STRICT, OPT_FAULT, OPT_SEED, OPT_DRY_RUN,
 };
 
 static const struct option long_opts[] = {
@@ -581,6 +656,9 @@ static const struct option long_opts[] = {
 	{ "request", required_argument, NULL, OPT_REQUEST },
 	{ "log", required_argument, NULL, OPT_LOG },
 	{ "strict", no_argument, NULL, OPT_STRICT },
+	{ "fault", required_argument, NULL, OPT_FAULT },
+	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -590,6 +668,7 @@ int main(int argc, char **argv)
 {
 	char lib[PATH_MAX], cmdpath[PATH_MAX];
 	const char *config = NULL, *logfile = NULL;
+	char *faults = NULL;
 	int strict = 0, opt, rc;
 
 	if (argc >= 2 && strcmp(argv[1], "check") == 0)
@@ -623,6 +702,22 @@ int main(int argc, char **argv)
 		case OPT_STRICT:
 			strict = 1;
 			break;
+		case OPT_FAULT:
+			faults = add_fault(faults, optarg);
+			break;
+		case OPT_SEED: {
+			char *end;
+			errno = 0;
+			(void)strtoull(optarg, &end, 0);
+			if (errno || end == optarg || *end || *optarg == '-')
+				die_usage("--seed '%s': not a non-negative "
+					  "integer", optarg);
+			setenv("DEADLINE_SEED", optarg, 1);
+			break;
+		}
+		case OPT_DRY_RUN:
+			setenv("DEADLINE_FAULTS_DRY_RUN", "1", 1);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -643,6 +738,10 @@ int main(int argc, char **argv)
 
 	if (config)
 		check_config_for_run(config);
+	if (faults) {
+		check_faults_for_run(faults);
+		free(faults);
+	}
 	if (logfile) {
 		char *abs = absolute(logfile);
 		if (!abs)

@@ -276,7 +276,8 @@ FIXTURE(top_level_value, "top-level-value.conf",
 FIXTURE(seed_type, "seed-type.conf",
 	"2: 'seed' must be an integer, not a string")
 FIXTURE(faults_type, "faults-type.conf",
-	"3: 'faults' must be a group { ... }, not a string")
+	"3: 'faults' must be a group { ... } or a list of groups "
+	"( { ... }, { ... } ), not a string")
 FIXTURE(include, "include.conf",
 	"3: @include is not supported: keep the configuration in one file")
 FIXTURE(trailing_comma, "trailing-comma.conf",
@@ -404,7 +405,11 @@ Test(conf_file, reference_uses_every_key)
 		"direction", "connect_timeout", "first_byte_timeout",
 		"idle_timeout", "request_timeout", "errno", "teardown",
 		"dns_timeout", "connect_retries", "retry_backoff", "base",
-		"max", "faults", NULL,
+		"max", "faults", "latency", "jitter", "on", "bandwidth",
+		"refuse", "unreachable", "blackhole", "then", "then_after",
+		"reset", "eof", "error", "slice", "spurious", "slow_close",
+		"dns", "delay", "direction", "probability", "nth",
+		"after_bytes", "after", "for", "times", NULL,
 	};
 	struct conf c;
 	const struct conf_rule *r;
@@ -872,7 +877,7 @@ Test(conf_effective, builtins_without_config)
 	cr_expect_eq(e.dns_timeout_ms, 0);
 	cr_expect_eq(e.backoff_base_ms, CONF_BACKOFF_BASE_MS);
 	cr_expect_eq(e.backoff_max_ms, CONF_BACKOFF_MAX_MS);
-	cr_expect_not(e.has_faults);
+	cr_expect_eq(e.nfaults, 0);
 	cr_expect_str_eq(e.rule_name, "defaults");
 	cr_expect_eq(e.rule_index, 0);
 	conf_effective(NULL, NULL, &e);
@@ -908,7 +913,7 @@ Test(conf_effective, rule_then_defaults_then_builtin)
 	cr_expect_eq(e.connect_retries, 2);
 	cr_expect_eq(e.backoff_base_ms, 3000);
 	cr_expect_eq(e.backoff_max_ms, 3000, "max raised to base");
-	cr_expect_not(e.has_faults);
+	cr_expect_eq(e.nfaults, 0);
 
 	conf_effective(&c, &c.rules[1], &e);
 	cr_expect_str_eq(e.rule_name, "b");
@@ -919,8 +924,9 @@ Test(conf_effective, rule_then_defaults_then_builtin)
 	cr_expect_eq(e.teardown, CONF_TEARDOWN_RESET);
 	cr_expect_eq(e.backoff_base_ms, CONF_BACKOFF_BASE_MS);
 	cr_expect_eq(e.backoff_max_ms, 2000);
-	cr_expect(e.has_faults);
-	cr_expect_gt(c.rules[1].v.faults_line, 0);
+	cr_expect_eq(e.nfaults, 1);
+	cr_expect_eq(e.faults[0].kinds, FK_BIT(FK_LATENCY));
+	cr_expect_eq(e.faults[0].latency_ms, 1000);
 
 	/* No rule: defaults, then built-ins. */
 	struct conf_peer p = { "zzz", NULL, 0, NULL, 0, 0 };
