@@ -134,7 +134,7 @@ FUZZ_SECONDS ?= 30
 FUZZ_CC    ?= clang
 FUZZ_NAMES := fuzz_conf fuzz_parsers
 FUZZ_BINS  := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%)
-CORE_SRCS  := shim/policy.c shim/conf.c shim/match.c
+CORE_SRCS  := shim/policy.c shim/conf.c shim/match.c shim/fault.c
 
 $(RW_BIN): $(RW_SRCS) tests/realworld/rw.h tests/integration/harness.h | $(BUILD)/tests
 	$(CC) $(BASE_CFLAGS) -Wno-missing-prototypes -Itests/integration -o $@ \

@@ -1282,6 +1282,7 @@ static enum wait_result wait_until(int fd, struct dl_conn *c, int64_t t,
 	int64_t now = engine_now();
 	int64_t app_dl = app_ms ? now + (int64_t)app_ms * 1000000ll : 0;
 
+	arm_idle(fd, c, now); /* the program waits on the socket */
 	for (;;) {
 		int64_t dl, until;
 		struct timespec ts;
@@ -2039,7 +2040,8 @@ ssize_t engine_io(int fd, struct dl_io *io)
 			r = io_attempt(fd, io, done, cap);
 		if (r >= 0) {
 			note_moved(fd, c, wrote, r);
-			if (faulted && r > 0 && hold < 0)
+			if (faulted && r > 0 && hold < 0 &&
+			    !(io->flags & MSG_PEEK))
 				inject_io_done(fd, wrote, (size_t)r);
 			done += (size_t)r;
 			if (!keep_going || r == 0 || done >= want || sliced ||

@@ -344,7 +344,7 @@ int inject_attach(int fd, uint32_t gen, const struct conf_effective *rule,
 	memset((char *)fc + offsetof(struct fault_conn, active), 0,
 	       sizeof(*fc) - offsetof(struct fault_conn, active));
 	fc->fd = fd;
-	fc->gen = gen;
+	__atomic_store_n(&fc->gen, gen, __ATOMIC_RELAXED);
 	fc->n = m.n;
 	memcpy(fc->spec, m.spec, sizeof(m.spec));
 	memcpy(fc->rule_key, m.rule_key, sizeof(m.rule_key));
@@ -365,7 +365,7 @@ int inject_attach(int fd, uint32_t gen, const struct conf_effective *rule,
 		fc->conn_no[i] = next_conn_no(fc->rule_key[i], fc->host_hash);
 	fc->start = engine_now();
 	fc->last_dir = 0;
-	fc->active = 1;
+	__atomic_store_n(&fc->active, 1, __ATOMIC_RELEASE);
 	__atomic_fetch_add(&I.nactive, 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&fc->mu);
 	(void)inbound;
@@ -1031,7 +1031,8 @@ static struct ereg *reg_find(int epfd, int fd)
 
 static void reg_drop(struct ereg *e)
 {
-	*e = R[--nR];
+	*e = R[nR - 1];
+	__atomic_store_n(&nR, nR - 1, __ATOMIC_RELAXED);
 }
 
 /* Hiding input hides the peer's FIN too (else a level-triggered set
@@ -1112,7 +1113,8 @@ int inject_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 					R = n;
 					capR = cap;
 				}
-				e = &R[nR++];
+				e = &R[nR];
+				__atomic_store_n(&nR, nR + 1, __ATOMIC_RELAXED);
 				memset(e, 0, sizeof(*e));
 				e->epfd = epfd;
 				e->fd = fd;
@@ -1207,7 +1209,7 @@ void inject_detach(int fd, int closing)
 		if (which >= 0)
 			log_fault(fc, which, FK_SLOW_CLOSE, fc->op, "delay_ms",
 				  slow);
-		fc->active = 0;
+		__atomic_store_n(&fc->active, 0, __ATOMIC_RELEASE);
 		__atomic_fetch_sub(&I.nactive, 1, __ATOMIC_RELAXED);
 		fc_unlock(fc);
 		if (slow && !I.dry) {
@@ -1219,7 +1221,7 @@ void inject_detach(int fd, int closing)
 				;
 		}
 	}
-	if (inject_on && nR) {
+	if (inject_on && __atomic_load_n(&nR, __ATOMIC_RELAXED)) {
 		pthread_mutex_lock(&rmu);
 		for (size_t i = 0; i < nR;)
 			if (R[i].fd == fd || R[i].epfd == fd)

@@ -10,6 +10,12 @@
  *      through match_ports_format
  *   4  conf_errno_parse / conf_errno_name agree with each other
  *   5  conf_edit_distance of "a\nb" stays within its cap
+ * and, for a first byte of 0xf0 and above (so that older inputs keep
+ * their meaning):
+ *   6  fault_specs_to_conf: the text it makes always loads or fails
+ *      cleanly, with messages naming a line within the spec count
+ *   7  fault_parse_rate: success means 1 <= rate <= 1e15, *rate untouched
+ *      on error
  * Error messages must be NUL-terminated, printable and within the buffer.
  */
 #include <arpa/inet.h>
@@ -19,6 +25,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "fault.h"
 #include "match.h"
 #include "policy.h"
 
@@ -118,6 +125,34 @@ static void fuzz_ports(const char *s)
 		__builtin_trap();
 }
 
+/* `deadline --fault` text: one rule per spec, spec N on line N, and
+ * whatever the specs hold, the result parses or fails with messages. */
+static void fuzz_specs(const char *s)
+{
+	const char *err = NULL;
+	char *text = fault_specs_to_conf(s, &err);
+	struct conf c;
+	unsigned long lines = 1;
+
+	if (!text)
+		return;
+	for (const char *p = s; *p; p++)
+		lines += *p == ';';
+	conf_init(&c);
+	if (conf_load_mem(&c, text, strlen(text), "f") < 0) {
+		for (size_t i = 0; i < c.nerrors; i++) {
+			unsigned long l = strtoul(c.errors[i] + 2, NULL, 10);
+			check_msg(c.errors[i], 4096);
+			if (strncmp(c.errors[i], "f:", 2) == 0 && l > lines)
+				__builtin_trap();
+		}
+	} else if (c.nrules > lines) {
+		__builtin_trap();
+	}
+	conf_free(&c);
+	free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *s;
@@ -130,7 +165,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(s, data + 1, size - 1);
 	s[size - 1] = '\0';
-	switch (data[0] % 6) {
+	switch (data[0] >= 0xf0 ? 6 + (data[0] & 1) : data[0] % 6) {
 	case 0:
 		if (policy_parse_duration(s, &ms) == 0) {
 			if (ms > DL_DURATION_MAX_MS)
@@ -166,6 +201,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (conf_edit_distance(s, b, 4) > 4)
 			__builtin_trap();
+		break;
+	}
+	case 6:
+		fuzz_specs(s);
+		break;
+	case 7: {
+		uint64_t r = 777;
+		if (fault_parse_rate(s, &r) == 0) {
+			if (r < 1 || r > 1000000000000000ull)
+				__builtin_trap();
+		} else if (r != 777) {
+			__builtin_trap();
+		}
 		break;
 	}
 	}
