@@ -54,6 +54,11 @@ void engine_on_newfd(int fd);
 void engine_on_dup(int oldfd, int newfd);
 /* The program is about to close fd (close, dup2 target, close_range). */
 void engine_on_close(int fd);
+/* An injected slow_close of ms (0: nothing) before the program's close of
+ * fd: a blocking socket's close() takes that long; a non-blocking one
+ * returns at once and the shim keeps the socket open that long (the peer
+ * sees the FIN late), so an event loop is not put to sleep. */
+void engine_slow_close(int fd, uint32_t ms);
 /* close_range/closefrom without CLOSE_RANGE_CLOEXEC: forget [lo, hi]
  * and close it, sparing the shim's own fds.  Returns the real result. */
 int engine_close_range(unsigned lo, unsigned hi, int flags);

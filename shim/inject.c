@@ -1190,7 +1190,7 @@ int inject_epoll_filter(int epfd, struct epoll_event *ev, int n, int64_t now,
 
 /* ------------------------------------------------------------- closing */
 
-void inject_detach(int fd, int closing)
+uint32_t inject_detach(int fd, int closing)
 {
 	struct fault_conn *fc = fc_lock(fd);
 	uint32_t slow = 0;
@@ -1212,14 +1212,8 @@ void inject_detach(int fd, int closing)
 		__atomic_store_n(&fc->active, 0, __ATOMIC_RELEASE);
 		__atomic_fetch_sub(&I.nactive, 1, __ATOMIC_RELAXED);
 		fc_unlock(fc);
-		if (slow && !I.dry) {
-			int64_t t = ms_after(engine_now(), slow);
-			struct timespec ts = { (time_t)(t / 1000000000ll),
-					       (long)(t % 1000000000ll) };
-			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME,
-					       &ts, 0) == EINTR)
-				;
-		}
+		if (I.dry)
+			slow = 0;
 	}
 	if (inject_on && __atomic_load_n(&nR, __ATOMIC_RELAXED)) {
 		pthread_mutex_lock(&rmu);
@@ -1230,6 +1224,7 @@ void inject_detach(int fd, int closing)
 				i++;
 		pthread_mutex_unlock(&rmu);
 	}
+	return slow;
 }
 
 /* ----------------------------------------------------------------- dns */

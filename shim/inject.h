@@ -29,8 +29,6 @@ extern int inject_on;
  * else 0. */
 int inject_load(const struct conf *file);
 
-/* Forget everything learnt from the environment (fork child: nothing). */
-
 /* --- connections ---------------------------------------------------- */
 
 /* inject_wants - nonzero when faults apply to a connection to/from addr
@@ -48,9 +46,10 @@ int inject_attach(int fd, uint32_t gen, const struct conf_effective *rule,
 /* inject_has - fd carries fault state for generation gen. */
 int inject_has(int fd, uint32_t gen);
 
-/* inject_detach - the program closed fd (or the number was reused).
- * Applies slow_close first when asked (may sleep). */
-void inject_detach(int fd, int closing);
+/* inject_detach - the program closes fd (closing = 1), or the number is
+ * reused.  Returns the slow_close delay to apply (ms; 0 = none), decided
+ * and logged only when closing. */
+uint32_t inject_detach(int fd, int closing);
 
 /* --- connect -------------------------------------------------------- */
 

@@ -21,7 +21,7 @@ static int do_close(int fd)
 {
 	if (engine_enabled()) {
 		if (inject_on)
-			inject_detach(fd, 1); /* slow_close may wait here */
+			engine_slow_close(fd, inject_detach(fd, 1));
 		engine_on_close(fd);
 	}
 	return REAL(close)(fd);
