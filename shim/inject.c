@@ -815,7 +815,9 @@ enum inj_io inject_io(int fd, int wrote, int blocking, int64_t now,
 		if ((s->kinds & FK_BIT(FK_ERROR)) &&
 		    ((int)fault_dir_of(s, FK_ERROR) & dir) &&
 		    fault_fires(s, FK_ERROR, &x) && fault_claim(s)) {
-			log_fault(fc, i, FK_ERROR, fc->op, "errno", s->err);
+			if (!I.dry || first_for_op(fc, FK_ERROR, dir))
+				log_fault(fc, i, FK_ERROR, fc->op, "errno",
+					  s->err);
 			if (!I.dry) {
 				fc->op++;
 				p->err = s->err;
@@ -987,7 +989,8 @@ uint32_t inject_observe(int fd, uint32_t revents, int64_t now, int64_t *next)
 
 	if (!(revents & (POLLIN | POLLOUT)) || !(fc = fc_lock(fd)))
 		return 0;
-	if (!fc->ended && !fc->bh && !fc->conn_at && !fc->fake) {
+	if (!fc->ended && !fc->bh && !fc->fake &&
+	    (!fc->conn_at || now >= fc->conn_at)) {
 		if ((revents & POLLIN) && fc->gate_op[FDIR_DOWN] != fc->op + 1) {
 			int64_t g = open_gate(fc, FDIR_DOWN, now);
 			if (g > now) {
