@@ -498,8 +498,9 @@ enum inj_connect inject_connect(int fd, unsigned attempt, int nonblock,
 			continue;
 		switch (k) {
 		case FK_BLACKHOLE:
-			log_fault(fc, i, k, attempt, "then_after_ms",
-				  s->then ? (long long)s->then_after_ms : -1);
+			log_fault(fc, i, k, attempt,
+				  s->then ? "then_after_ms" : 0,
+				  s->then_after_ms);
 			*until = s->then ? ms_after(now, s->then_after_ms) : 0;
 			*err = s->then == FTHEN_RESET ? ECONNREFUSED : ETIMEDOUT;
 			r = INJ_C_FAIL;
@@ -669,8 +670,8 @@ static void check_blackhole(struct fault_conn *fc, int64_t now)
 			fc->end_state[i] = 1;
 			continue;
 		}
-		log_fault(fc, i, FK_BLACKHOLE, fc->op, "then_after_ms",
-			  s->then ? (long long)s->then_after_ms : -1);
+		log_fault(fc, i, FK_BLACKHOLE, fc->op,
+			  s->then ? "then_after_ms" : 0, s->then_after_ms);
 		if (I.dry) {
 			fc->end_state[i] = 1;
 			continue;
