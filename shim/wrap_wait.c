@@ -128,11 +128,17 @@ static int poll_sliced(struct pollfd *fds, nfds_t n, int64_t app_ns,
  * a fault: it simply finds the fd not ready until the delay has passed.
  */
 
-/* The program's time left (ns, -1 = none), cut at the next fault change. */
+/* The program's time left (ns, -1 = none), cut at the next fault change
+ * and at the next deadline (an expiry ends what a fault hides: the fd
+ * must be shown at once, not when the program's own timeout is up). */
 static int64_t fault_slice(int64_t app_ns, int64_t app_end, int64_t next,
 			   int64_t now)
 {
 	int64_t t = app_ns < 0 ? -1 : (app_end > now ? app_end - now : 0);
+	int64_t due = engine_next_due();
+
+	if (due && (!next || due < next))
+		next = due;
 
 	if (next) {
 		int64_t d = next > now ? next - now : 0;
