@@ -845,6 +845,8 @@ static int connect_done(int fd, struct dl_conn *c)
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 
+	if (inject_on && inject_connecting(fd))
+		return 0; /* the program does not see it connected yet */
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
 		return 0;
 	conn_connected(c);

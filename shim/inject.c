@@ -77,7 +77,10 @@ struct fault_conn {
 	int64_t bh_then_at;
 	/* the end of the connection */
 	int ended;		/* FTHEN_RESET or FTHEN_EOF */
-	uint8_t end_state[INJ_MAX_SPECS]; /* 0 undecided, 1 never, 2 fired */
+	/* Per-connection decisions, per group: 0 undecided, 1 no, 2 yes. */
+	uint8_t end_state[INJ_MAX_SPECS];	/* reset / eof */
+	uint8_t bh_state[INJ_MAX_SPECS];	/* blackhole (data) */
+	uint8_t cont_state[INJ_MAX_SPECS];	/* slice, bandwidth */
 	uint32_t once;		/* (spec, kind) logged once per connection */
 	uint64_t last_log_op;	/* dedupe per-op logs: op + 1 */
 	uint32_t last_log_kind;
@@ -130,10 +133,13 @@ int inject_load(const struct conf *file)
 			bad = 1;
 		} else {
 			I.have_specs = I.specs.nrules > 0;
+			/* "fault#N" unless the spec named itself. */
 			for (size_t i = 0; i < I.specs.nrules; i++)
-				snprintf(I.specs.rules[i].name,
-					 sizeof(I.specs.rules[i].name),
-					 "fault#%zu", i + 1);
+				if (strncmp(I.specs.rules[i].name, "rule#",
+					    5) == 0)
+					snprintf(I.specs.rules[i].name,
+						 sizeof(I.specs.rules[i].name),
+						 "fault#%zu", i + 1);
 		}
 		free(text);
 	}
@@ -219,8 +225,8 @@ static void add_specs(struct matched *m, struct fault_spec *f, uint16_t nf,
 		      uint32_t key, const char *name, uint32_t skip)
 {
 	for (uint16_t i = 0; i < nf && m->n < INJ_MAX_SPECS; i++) {
-		if (f[i].kinds & skip)
-			continue;
+		if (!(f[i].kinds & ~skip))
+			continue; /* nothing here for this use */
 		m->spec[m->n] = &f[i];
 		m->rule_key[m->n] = key;
 		m->rule_name[m->n] = name;
@@ -361,8 +367,15 @@ int inject_attach(int fd, uint32_t gen, const struct conf_effective *rule,
 	}
 	snprintf(fc->host, sizeof(fc->host), "%s", host ? host : fc->addr);
 	fc->host_hash = fault_hash(fc->host);
-	for (int i = 0; i < fc->n; i++)
-		fc->conn_no[i] = next_conn_no(fc->rule_key[i], fc->host_hash);
+	/* One number per rule, however many groups it has. */
+	for (int i = 0; i < fc->n; i++) {
+		int j = 0;
+		while (j < i && fc->rule_key[j] != fc->rule_key[i])
+			j++;
+		fc->conn_no[i] = j < i ? fc->conn_no[j]
+				       : next_conn_no(fc->rule_key[i],
+						      fc->host_hash);
+	}
 	fc->start = engine_now();
 	fc->last_dir = 0;
 	__atomic_store_n(&fc->active, 1, __ATOMIC_RELEASE);
@@ -539,6 +552,19 @@ enum inj_connect inject_connect(int fd, unsigned attempt, int nonblock,
 	return r;
 }
 
+int inject_connecting(int fd)
+{
+	struct fault_conn *fc = fc_lock(fd);
+	int r;
+
+	if (!fc)
+		return 0;
+	r = fc->conn_forever || fc->fake ||
+	    (fc->conn_at && engine_now() < fc->conn_at);
+	fc_unlock(fc);
+	return r;
+}
+
 int inject_so_error(int fd, int *err)
 {
 	struct fault_conn *fc = fc_lock(fd);
@@ -579,6 +605,15 @@ static void end_conn(struct fault_conn *fc, int how)
 	}
 }
 
+/* Which bytes `after_bytes` of a reset/eof group counts: those read
+ * (default), those written, or both (0). */
+static int end_dir(const struct fault_spec *s, enum fault_kind k)
+{
+	enum fault_dir d = fault_dir_of(s, k);
+
+	return d == FDIR_BOTH ? 0 : (int)d;
+}
+
 /* Fire the reset/eof groups whose triggers hold now; *wake (if given) is
  * lowered to when a time trigger opens.  Returns how the connection
  * ended (0 = it goes on). */
@@ -593,8 +628,7 @@ static int check_end(struct fault_conn *fc, int64_t *wake)
 		if (!(s->kinds & (FK_BIT(FK_RESET) | FK_BIT(FK_EOF))) ||
 		    fc->end_state[i] == 1)
 			continue;
-		x = ctx_of(fc, i, 0, fault_dir_of(s, k) == FDIR_UP ? FDIR_UP
-								 : FDIR_DOWN);
+		x = ctx_of(fc, i, 0, end_dir(s, k));
 		/* One roll per connection (op 0): does it end at all? */
 		if (s->probability < 1.0 &&
 		    !(fault_unit(&x, s->group, (unsigned)k) < s->probability)) {
@@ -637,13 +671,17 @@ static size_t end_cap(const struct fault_conn *fc, int dir, size_t cap)
 		enum fault_kind k = (s->kinds & FK_BIT(FK_RESET)) ? FK_RESET
 								   : FK_EOF;
 
-		if (!(s->kinds & (FK_BIT(FK_RESET) | FK_BIT(FK_EOF))) ||
-		    fc->end_state[i] || !s->after_bytes ||
-		    (int)fault_dir_of(s, k) != dir ||
-		    fc->bytes[dir] >= s->after_bytes)
+		int d = (s->kinds & (FK_BIT(FK_RESET) | FK_BIT(FK_EOF)))
+				? end_dir(s, k) : -1;
+		uint64_t moved;
+
+		if (d < 0 || fc->end_state[i] || !s->after_bytes ||
+		    (d && d != dir))
 			continue;
-		if (s->after_bytes - fc->bytes[dir] < cap)
-			cap = (size_t)(s->after_bytes - fc->bytes[dir]);
+		moved = d ? fc->bytes[d]
+			  : fc->bytes[FDIR_UP] + fc->bytes[FDIR_DOWN];
+		if (moved < s->after_bytes && s->after_bytes - moved < cap)
+			cap = (size_t)(s->after_bytes - moved);
 	}
 	return cap;
 }
@@ -658,22 +696,22 @@ static void check_blackhole(struct fault_conn *fc, int64_t now)
 		struct fault_ctx x = ctx_of(fc, i, 0, 0);
 
 		if (!(s->kinds & FK_BIT(FK_BLACKHOLE)) || s->bh != FBH_DATA ||
-		    fc->end_state[i] == 1)
+		    fc->bh_state[i] == 1)
 			continue;
 		if (!fault_window_open(s, &x))
 			continue; /* not yet (or no longer) */
 		if (!fault_fires(s, FK_BLACKHOLE, &x)) {
-			fc->end_state[i] = 1; /* the roll said never */
+			fc->bh_state[i] = 1; /* the roll said never */
 			continue;
 		}
 		if (!fault_claim(s)) {
-			fc->end_state[i] = 1;
+			fc->bh_state[i] = 1;
 			continue;
 		}
 		log_fault(fc, i, FK_BLACKHOLE, fc->op,
 			  s->then ? "then_after_ms" : 0, s->then_after_ms);
 		if (I.dry) {
-			fc->end_state[i] = 1;
+			fc->bh_state[i] = 1;
 			continue;
 		}
 		fc->bh = i + 1;
@@ -715,6 +753,22 @@ static int64_t latency_for(struct fault_conn *fc, int dir, int *which)
 		return (int64_t)fault_jittered_ms(s, &x) * 1000000ll;
 	}
 	return -1;
+}
+
+/* slice and bandwidth act on every call once on: whether group i is on
+ * for this connection is rolled once (probability, nth, times) when its
+ * window first opens; the window still bounds it after. */
+static int cont_on(struct fault_conn *fc, int i, enum fault_kind k, int dir)
+{
+	struct fault_spec *s = fc->spec[i];
+	struct fault_ctx x = ctx_of(fc, i, 0, dir);
+
+	if (fc->cont_state[i] == 1 || !fault_window_open(s, &x))
+		return 0;
+	if (!fc->cont_state[i])
+		fc->cont_state[i] = fault_fires(s, k, &x) && fault_claim(s)
+					    ? 2 : 1;
+	return fc->cont_state[i] == 2;
 }
 
 /* Data (or EOF) is waiting to be read on fd. */
@@ -828,7 +882,7 @@ enum inj_io inject_io(int fd, int wrote, int blocking, int64_t now,
 		}
 		if ((s->kinds & FK_BIT(FK_SLICE)) && s->spurious > 0 &&
 		    ((int)fault_dir_of(s, FK_SLICE) & dir) &&
-		    fault_window_open(s, &x) &&
+		    cont_on(fc, i, FK_SLICE, dir) &&
 		    fault_unit(&x, s->group, 200 + FK_SLICE) < s->spurious) {
 			int e = blocking ? EINTR : EAGAIN;
 			if (first_for_op(fc, FK_SLICE, dir))
@@ -863,11 +917,10 @@ enum inj_io inject_io(int fd, int wrote, int blocking, int64_t now,
 	/* Bandwidth and slices bound the size. */
 	for (int i = 0; i < fc->n; i++) {
 		struct fault_spec *s = fc->spec[i];
-		struct fault_ctx x = ctx_of(fc, i, 0, dir);
 
 		if ((s->kinds & FK_BIT(FK_BANDWIDTH)) &&
 		    ((int)fault_dir_of(s, FK_BANDWIDTH) & dir) &&
-		    fault_window_open(s, &x)) {
+		    cont_on(fc, i, FK_BANDWIDTH, dir)) {
 			if (first_time(fc, i, FK_BANDWIDTH))
 				log_fault(fc, i, FK_BANDWIDTH, fc->op,
 					  "bytes_per_s", (long long)s->rate);
@@ -883,7 +936,7 @@ enum inj_io inject_io(int fd, int wrote, int blocking, int64_t now,
 		}
 		if ((s->kinds & FK_BIT(FK_SLICE)) &&
 		    ((int)fault_dir_of(s, FK_SLICE) & dir) &&
-		    fault_window_open(s, &x)) {
+		    cont_on(fc, i, FK_SLICE, dir)) {
 			if (first_time(fc, i, FK_SLICE))
 				log_fault(fc, i, FK_SLICE, fc->op, "max_bytes",
 					  s->slice);
@@ -916,7 +969,8 @@ void inject_io_done(int fd, int wrote, size_t n)
 	for (int i = 0; i < fc->n; i++) {
 		struct fault_spec *s = fc->spec[i];
 		if ((s->kinds & FK_BIT(FK_BANDWIDTH)) &&
-		    ((int)fault_dir_of(s, FK_BANDWIDTH) & dir) && !I.dry)
+		    ((int)fault_dir_of(s, FK_BANDWIDTH) & dir) && !I.dry &&
+		    fc->cont_state[i] == 2)
 			fc->bw_next[dir] = fault_bw_advance(fc->bw_next[dir],
 							    now, s->rate, n);
 	}
@@ -1243,7 +1297,16 @@ int inject_dns(const char *node, const struct conf_effective *rule,
 	*delay_ms = 0;
 	if (!inject_on || !node)
 		return 0;
+	uint64_t lookup[INJ_MAX_SPECS];
+
 	match_specs(&m, rule, node, 0, 0, 0, ~FK_BIT(FK_DNS));
+	for (int i = 0; i < m.n; i++) {
+		int j = 0;
+		while (j < i && m.rule_key[j] != m.rule_key[i])
+			j++;
+		lookup[i] = j < i ? lookup[j]
+				  : next_conn_no(m.rule_key[i] | 0x80000000u, h);
+	}
 	for (int i = 0; i < m.n; i++) {
 		struct fault_spec *s = m.spec[i];
 		struct fault_ctx x;
@@ -1253,7 +1316,7 @@ int inject_dns(const char *node, const struct conf_effective *rule,
 		x.seed = I.seed;
 		x.rule = m.rule_key[i];
 		x.host = h;
-		x.conn = next_conn_no(m.rule_key[i] | 0x80000000u, h);
+		x.conn = lookup[i];
 		x.elapsed_ms = (uint64_t)((engine_now() - I.t0) / 1000000);
 		if (!fault_fires(s, FK_DNS, &x) || !fault_claim(s))
 			continue;
@@ -1261,21 +1324,27 @@ int inject_dns(const char *node, const struct conf_effective *rule,
 		       : s->dns == FDNS_AGAIN ? "again" : "delay";
 		{
 			char sb[24];
-			const struct dl_field f[] = {
-				{ "event", "fault", 0 },
-				{ "injected", I.dry ? "false" : "true", 0 },
-				{ "fault", "dns", 0 },
-				{ "answer", what, 0 },
-				{ "rule", m.rule_name[i], 0 },
-				{ "group", 0, s->group },
-				{ "trigger", s->trigger, 0 },
-				{ "host", node, 0 },
-				{ "lookup", sb, 0 },
-				{ "delay_ms", 0, s->delay_ms },
-			};
+			struct dl_field f[12];
+			int n = 0;
+
 			snprintf(sb, sizeof(sb), "%llu",
 				 (unsigned long long)x.conn);
-			dl_log_fields(f, (int)(sizeof(f) / sizeof(f[0])));
+			f[n++] = (struct dl_field){ "event", "fault", 0 };
+			f[n++] = (struct dl_field){ "injected",
+						    I.dry ? "false" : "true", 0 };
+			if (I.dry)
+				f[n++] = (struct dl_field){ "dry_run", "true", 0 };
+			f[n++] = (struct dl_field){ "fault", "dns", 0 };
+			f[n++] = (struct dl_field){ "answer", what, 0 };
+			f[n++] = (struct dl_field){ "rule", m.rule_name[i], 0 };
+			f[n++] = (struct dl_field){ "group", 0, s->group };
+			f[n++] = (struct dl_field){ "trigger", s->trigger, 0 };
+			f[n++] = (struct dl_field){ "host", node, 0 };
+			f[n++] = (struct dl_field){ "lookup", sb, 0 };
+			if (s->dns == FDNS_DELAY)
+				f[n++] = (struct dl_field){ "delay_ms", 0,
+							    s->delay_ms };
+			dl_log_fields(f, n);
 		}
 		if (I.dry)
 			continue;

@@ -68,6 +68,10 @@ enum inj_connect {
 enum inj_connect inject_connect(int fd, unsigned attempt, int nonblock,
 				int64_t now, int64_t *until, int *err);
 
+/* inject_connecting - fd's handshake is still hidden by a fault (delayed,
+ * failing later, or blackholed): the connect deadline is not met yet. */
+int inject_connecting(int fd);
+
 /* inject_so_error - SO_ERROR for fd when an injected connect failure is
  * pending: 1 and *err (cleared, as the kernel does), else 0. */
 int inject_so_error(int fd, int *err);
