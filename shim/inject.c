@@ -626,8 +626,8 @@ static int check_end(struct fault_conn *fc, int64_t *wake)
 		struct fault_ctx x;
 
 		if (!(s->kinds & (FK_BIT(FK_RESET) | FK_BIT(FK_EOF))) ||
-		    fc->end_state[i] == 1)
-			continue;
+		    fc->end_state[i])
+			continue; /* decided (a dry run fires only once) */
 		x = ctx_of(fc, i, 0, end_dir(s, k));
 		/* One roll per connection (op 0): does it end at all? */
 		if (s->probability < 1.0 &&
@@ -1042,7 +1042,7 @@ uint32_t inject_observe(int fd, uint32_t revents, int64_t now, int64_t *next)
 	struct fault_conn *fc;
 	uint32_t h = 0;
 
-	if (!(revents & (POLLIN | POLLOUT)) || !(fc = fc_lock(fd)))
+	if (!(revents & POLLIN) || !(fc = fc_lock(fd)))
 		return 0;
 	if (!fc->ended && !fc->bh && !fc->fake &&
 	    (!fc->conn_at || now >= fc->conn_at)) {
@@ -1053,13 +1053,9 @@ uint32_t inject_observe(int fd, uint32_t revents, int64_t now, int64_t *next)
 				set_wake(next, g);
 			}
 		}
-		if ((revents & POLLOUT) && fc->gate_op[FDIR_UP] != fc->op + 1) {
-			int64_t g = open_gate(fc, FDIR_UP, now);
-			if (g > now) {
-				h |= POLLOUT;
-				set_wake(next, g);
-			}
-		}
+		/* A write's delay starts at the write itself (inject_io), not
+		 * when the program waits for writability: that may be for
+		 * the handshake. */
 	}
 	fc_unlock(fc);
 	return h;
