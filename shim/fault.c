@@ -36,6 +36,12 @@ enum fault_dir fault_dir_of(const struct fault_spec *s, enum fault_kind k)
 	return (k == FK_ERROR || k == FK_SLICE) ? FDIR_BOTH : FDIR_DOWN;
 }
 
+/* Whole seconds when that is exact, else milliseconds. */
+static unsigned ms_or_s(uint32_t ms)
+{
+	return ms % 1000 ? ms : ms / 1000;
+}
+
 void fault_describe_trigger(struct fault_spec *s)
 {
 	char *b = s->trigger;
@@ -57,9 +63,11 @@ void fault_describe_trigger(struct fault_spec *s)
 		PUT("%safter_bytes=%llu", o ? " " : "",
 		    (unsigned long long)s->after_bytes);
 	if (s->after_ms)
-		PUT("%safter=%ums", o ? " " : "", s->after_ms);
+		PUT("%safter=%u%s", o ? " " : "", ms_or_s(s->after_ms),
+		    s->after_ms % 1000 ? "ms" : "s");
 	if (s->for_ms)
-		PUT("%sfor=%ums", o ? " " : "", s->for_ms);
+		PUT("%sfor=%u%s", o ? " " : "", ms_or_s(s->for_ms),
+		    s->for_ms % 1000 ? "ms" : "s");
 	if (s->times)
 		PUT("%stimes=%u", o ? " " : "", s->times);
 	if (!o)

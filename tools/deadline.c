@@ -176,6 +176,8 @@ static size_t print_errors(const struct conf *c)
 }
 
 #define NCOLS 11
+/* Cell width: the FAULTS cell of a rule with many groups is the widest. */
+#define CELL 512
 
 /* The FAULTS cell: each group's faults and its triggers, e.g.
  * "latency+slice (probability=0.5)". */
@@ -207,32 +209,32 @@ static void fault_summary(const struct conf_effective *e, char *buf,
 }
 
 static void row_cells(const struct conf *c, const struct conf_rule *r,
-		      char cells[NCOLS][160])
+		      char cells[NCOLS][CELL])
 {
 	struct conf_effective e;
 	int k = 0;
 
 	conf_effective(c, r, &e);
-	snprintf(cells[k++], 160, "%s", e.rule_name);
+	snprintf(cells[k++], CELL, "%s", e.rule_name);
 	if (r)
-		conf_rule_describe(r, cells[k++], 160);
+		conf_rule_describe(r, cells[k++], CELL);
 	else
-		snprintf(cells[k++], 160, "(no rule matched)");
+		snprintf(cells[k++], CELL, "(no rule matched)");
 	for (int ph = 0; ph < DL_PH_COUNT; ph++)
-		fmt_ms(e.limits.ms[ph], cells[k++], 160);
-	fmt_ms(e.dns_timeout_ms, cells[k++], 160);
-	snprintf(cells[k++], 160, "%s",
+		fmt_ms(e.limits.ms[ph], cells[k++], CELL);
+	fmt_ms(e.dns_timeout_ms, cells[k++], CELL);
+	snprintf(cells[k++], CELL, "%s",
 		 conf_errno_name(e.err) ? conf_errno_name(e.err) : "?");
-	snprintf(cells[k++], 160, "%s", conf_teardown_name(e.teardown));
+	snprintf(cells[k++], CELL, "%s", conf_teardown_name(e.teardown));
 	if (e.connect_retries) {
 		char b[32], m[32];
-		snprintf(cells[k++], 160, "%u (%s..%s)", e.connect_retries,
+		snprintf(cells[k++], CELL, "%u (%s..%s)", e.connect_retries,
 			 fmt_ms(e.backoff_base_ms, b, sizeof(b)),
 			 fmt_ms(e.backoff_max_ms, m, sizeof(m)));
 	} else {
-		snprintf(cells[k++], 160, "0");
+		snprintf(cells[k++], CELL, "0");
 	}
-	fault_summary(&e, cells[k++], 160);
+	fault_summary(&e, cells[k++], CELL);
 }
 
 static int cmd_check(int argc, char **argv)
@@ -241,7 +243,7 @@ static int cmd_check(int argc, char **argv)
 		"NAME", "MATCH", "CONNECT", "FIRST_BYTE", "IDLE", "REQUEST",
 		"DNS", "ERRNO", "TEARDOWN", "RETRIES", "FAULTS",
 	};
-	char (*cells)[NCOLS][160];
+	char (*cells)[NCOLS][CELL];
 	size_t width[NCOLS], nrows;
 	struct dl_limits env;
 	struct conf c;
@@ -270,7 +272,7 @@ static int cmd_check(int argc, char **argv)
 		return EXIT_CHECK_FAILED;
 	}
 	for (int k = 0; k < NCOLS; k++)
-		snprintf(cells[0][k], 160, "%s", heads[k]);
+		snprintf(cells[0][k], CELL, "%s", heads[k]);
 	for (size_t i = 0; i < c.nrules; i++)
 		row_cells(&c, &c.rules[i], cells[i + 1]);
 	row_cells(&c, NULL, cells[nrows - 1]);

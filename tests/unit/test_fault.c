@@ -267,6 +267,11 @@ Test(fault, trigger_text)
 	fault_describe_trigger(&s);
 	cr_expect_str_eq(s.trigger, "probability=0.3 nth=2 after_bytes=10 "
 				    "after=1500ms for=200ms times=4");
+	s.after_ms = 20000;
+	s.for_ms = 0;
+	fault_describe_trigger(&s);
+	cr_expect_str_eq(s.trigger, "probability=0.3 nth=2 after_bytes=10 "
+				    "after=20s times=4");
 }
 
 /* ------------------------------------------------- `deadline --fault` */
