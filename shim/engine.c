@@ -159,7 +159,7 @@ static int faults_attach(int fd, struct dl_conn *c, uint16_t rule,
 
 	if (probe_only)
 		return inject_wants(e, h, addr, len, inbound);
-	return inject_attach(fd, conn_gen(c), e, rule, h, addr, len, inbound);
+	return inject_attach(fd, conn_gen(c), e, h, addr, len, inbound);
 }
 
 /* Does anything apply to this rule?  (Limits, or connect retries.) */

@@ -34,6 +34,7 @@
 
 #define INJ_MAX_SPECS 16
 #define NDIR 3 /* indexed by enum fault_dir: [FDIR_UP], [FDIR_DOWN] */
+_Static_assert(FK_COUNT <= 16, "fault_conn.once holds a bit per kind");
 
 int inject_on;
 
@@ -81,7 +82,7 @@ struct fault_conn {
 	uint8_t end_state[INJ_MAX_SPECS];	/* reset / eof */
 	uint8_t bh_state[INJ_MAX_SPECS];	/* blackhole (data) */
 	uint8_t cont_state[INJ_MAX_SPECS];	/* slice, bandwidth */
-	uint32_t once;		/* (spec, kind) logged once per connection */
+	uint16_t once[INJ_MAX_SPECS];	/* kinds logged once per connection */
 	uint64_t last_log_op;	/* dedupe per-op logs: op + 1 */
 	uint32_t last_log_kind;
 	int rearm;		/* spurious EAGAIN: re-queue epoll events */
@@ -331,14 +332,13 @@ static int fc_expired(int fd)
 }
 
 int inject_attach(int fd, uint32_t gen, const struct conf_effective *rule,
-		  uint16_t rule_index, const char *host,
-		  const struct sockaddr *addr, socklen_t len, int inbound)
+		  const char *host, const struct sockaddr *addr,
+		  socklen_t len, int inbound)
 {
 	struct matched m;
 	struct fault_conn *fc;
 	int saved = errno;
 
-	(void)rule_index;
 	if (!inject_on)
 		return 0;
 	match_specs(&m, rule, host, addr, len, inbound, FK_BIT(FK_DNS));
@@ -381,7 +381,6 @@ int inject_attach(int fd, uint32_t gen, const struct conf_effective *rule,
 	__atomic_store_n(&fc->active, 1, __ATOMIC_RELEASE);
 	__atomic_fetch_add(&I.nactive, 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&fc->mu);
-	(void)inbound;
 	errno = saved;
 	return 1;
 }
@@ -455,11 +454,11 @@ static void log_fault(const struct fault_conn *fc, int i, enum fault_kind k,
 /* Log (spec i, kind k) at most once per connection. */
 static int first_time(struct fault_conn *fc, int i, enum fault_kind k)
 {
-	uint32_t bit = 1u << ((unsigned)(i * FK_COUNT + k) % 32);
+	uint16_t bit = (uint16_t)(1u << k);
 
-	if (fc->once & bit)
+	if (fc->once[i] & bit)
 		return 0;
-	fc->once |= bit;
+	fc->once[i] |= bit;
 	return 1;
 }
 
@@ -1290,11 +1289,11 @@ int inject_dns(const char *node, const struct conf_effective *rule,
 	uint64_t h = fault_hash(node);
 	int rc = 0;
 
+	uint64_t lookup[INJ_MAX_SPECS];
+
 	*delay_ms = 0;
 	if (!inject_on || !node)
 		return 0;
-	uint64_t lookup[INJ_MAX_SPECS];
-
 	match_specs(&m, rule, node, 0, 0, 0, ~FK_BIT(FK_DNS));
 	for (int i = 0; i < m.n; i++) {
 		int j = 0;

@@ -40,8 +40,8 @@ int inject_wants(const struct conf_effective *rule, const char *host,
 /* inject_attach - set up fault state for fd (generation gen), same
  * arguments as inject_wants.  Returns 1 if fd now has fault state. */
 int inject_attach(int fd, uint32_t gen, const struct conf_effective *rule,
-		  uint16_t rule_index, const char *host,
-		  const struct sockaddr *addr, socklen_t len, int inbound);
+		  const char *host, const struct sockaddr *addr,
+		  socklen_t len, int inbound);
 
 /* inject_has - fd carries fault state for generation gen. */
 int inject_has(int fd, uint32_t gen);

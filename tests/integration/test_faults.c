@@ -918,6 +918,38 @@ Test(faults, slice_block) { slice("block"); }
 Test(faults, slice_epoll) { slice("epoll"); }
 Test(faults, slice_epollet) { slice("epollet"); }
 
+/* Twelve groups on one connection: the "logged once per connection"
+ * books keep each group's kinds apart (group 0's bandwidth event must
+ * not stand for group 11's slice). */
+static void many_groups(const char *loop)
+{
+	char spec[1024];
+	struct dl_result r;
+	struct dl_server *s;
+
+	dl_require_shim();
+	dl_fmt(spec, sizeof(spec), "DEADLINE_FAULTS=" ON_LO "bandwidth=100MB");
+	for (int i = 1; i < 11; i++)
+		dl_fmt(spec + strlen(spec), sizeof(spec) - strlen(spec),
+		       ";" ON_LO "refuse nth=1000");
+	dl_fmt(spec + strlen(spec), sizeof(spec) - strlen(spec),
+	       ";" ON_LO "slice=1000");
+	s = fsrv("source", "65536");
+	fcli(&r, 1, DL_V(spec), loop, "download", s, NULL);
+	dl_assert_run(&r, num(&r, "DOWN ", "got=") == 65536 &&
+		      num(&r, "DOWN ", "bad=") == -1,
+		      "expected 64 KiB intact");
+	dl_assert_run(&r, num(&r, "DOWN ", "max_chunk=") <= 1000,
+		      "the twelfth group's slice did not apply");
+	dl_assert_run(&r, log_count(r.err, "bandwidth", 1, NULL) == 1 &&
+		      log_count(r.err, "slice", 1, "max_bytes=1000") == 1,
+		      "expected one bandwidth and one slice event");
+	dl_result_free(&r);
+}
+
+Test(faults, many_groups_block) { many_groups("block"); }
+Test(faults, many_groups_epoll) { many_groups("epoll"); }
+
 /* slice=4096 spurious=0.2: the blocking program sees EINTR on about a
  * fifth of its calls (it retries), the event loops see EAGAIN right
  * after epoll said ready, and everything still arrives intact; an
