@@ -2179,7 +2179,10 @@ ssize_t engine_io(int fd, struct dl_io *io)
 			note_moved(fd, c, wrote, r);
 			if (faulted && r > 0 && hold < 0 &&
 			    !(io->flags & MSG_PEEK))
-				inject_io_done(fd, wrote, (size_t)r);
+				inject_io_done(fd, wrote, (size_t)r,
+					       cap != (size_t)-1 &&
+						       (size_t)r == cap &&
+						       cap < want - done);
 			done += (size_t)r;
 			if (!keep_going || r == 0 || done >= want || sliced ||
 			    (io->flags & MSG_DONTWAIT))

@@ -16,6 +16,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -85,7 +87,11 @@ struct fault_conn {
 	uint16_t once[INJ_MAX_SPECS];	/* kinds logged once per connection */
 	uint64_t last_log_op;	/* dedupe per-op logs: op + 1 */
 	uint32_t last_log_kind;
-	int rearm;		/* spurious EAGAIN: re-queue epoll events */
+	/* Re-queue edge-triggered epoll events: after a spurious EAGAIN,
+	 * or a transfer cut short by a cap (the program may wait for the
+	 * next edge, as it would after a short count from the kernel). */
+	int rearm;
+	int hup_hidden;		/* a hangup was hidden (inject_hup_hidden) */
 };
 
 static struct fault_conn *FT[FDTAB_MAX];
@@ -953,7 +959,7 @@ out:
 	return r;
 }
 
-void inject_io_done(int fd, int wrote, size_t n)
+void inject_io_done(int fd, int wrote, size_t n, int cut)
 {
 	struct fault_conn *fc = fc_lock(fd);
 	int dir = wrote ? FDIR_UP : FDIR_DOWN;
@@ -965,6 +971,10 @@ void inject_io_done(int fd, int wrote, size_t n)
 	fc->bytes[dir] += n;
 	fc->op++;
 	fc->last_dir = dir;
+	/* After the last bytes before a hidden hangup the kernel will not
+	 * signal again by itself: the edge came with the first of them. */
+	if (cut || (!wrote && fc->hup_hidden))
+		fc->rearm = 1;
 	for (int i = 0; i < fc->n; i++) {
 		struct fault_spec *s = fc->spec[i];
 		if ((s->kinds & FK_BIT(FK_BANDWIDTH)) &&
@@ -1056,6 +1066,44 @@ uint32_t inject_observe(int fd, uint32_t revents, int64_t now, int64_t *next)
 		 * when the program waits for writability: that may be for
 		 * the handshake. */
 	}
+	fc_unlock(fc);
+	return h;
+}
+
+/* Reads are cut short now: a downstream slice or bandwidth group is on
+ * for the connection (decided here if no read has asked yet). */
+static int reads_capped(struct fault_conn *fc)
+{
+	if (I.dry)
+		return 0;
+	for (int i = 0; i < fc->n; i++) {
+		const struct fault_spec *s = fc->spec[i];
+
+		if ((s->kinds & FK_BIT(FK_SLICE)) &&
+		    ((int)fault_dir_of(s, FK_SLICE) & FDIR_DOWN) &&
+		    cont_on(fc, i, FK_SLICE, FDIR_DOWN))
+			return 1;
+		if ((s->kinds & FK_BIT(FK_BANDWIDTH)) &&
+		    ((int)fault_dir_of(s, FK_BANDWIDTH) & FDIR_DOWN) &&
+		    cont_on(fc, i, FK_BANDWIDTH, FDIR_DOWN))
+			return 1;
+	}
+	return 0;
+}
+
+uint32_t inject_hup_hidden(int fd, uint32_t revents, uint32_t wanted)
+{
+	struct fault_conn *fc;
+	uint32_t h = 0;
+	int queued = 0;
+
+	if (!(revents & (POLLRDHUP | POLLHUP)) || !(wanted & POLLIN) ||
+	    !(fc = fc_lock(fd)))
+		return 0;
+	if (!fc->ended && reads_capped(fc) &&
+	    REAL(ioctl)(fd, SIOCINQ, &queued) == 0 && queued > 0)
+		h = POLLRDHUP | POLLHUP;
+	fc->hup_hidden = h != 0;
 	fc_unlock(fc);
 	return h;
 }
@@ -1200,7 +1248,10 @@ int64_t inject_epoll_prepare(int epfd, int64_t now)
 			fc->rearm = 0;
 			fc_unlock(fc);
 		}
-		reg_apply(e, h, rearm);
+		/* Level-triggered sets report again anyway; a one-shot
+		 * registration is the program's to re-arm. */
+		reg_apply(e, h, rearm && (e->events & (EPOLLET | EPOLLONESHOT)) ==
+					    EPOLLET);
 	}
 	pthread_mutex_unlock(&rmu);
 	return next;
@@ -1229,11 +1280,14 @@ int inject_epoll_filter(int epfd, struct epoll_event *ev, int n, int64_t now,
 				if (h & INJ_HIDE_ALL)
 					continue;
 				ev[k].events &= ~hide_mask(h);
-				if (!(ev[k].events & (EPOLLIN | EPOLLOUT |
-						      EPOLLPRI | EPOLLERR |
-						      EPOLLHUP | EPOLLRDHUP)))
-					continue;
 			}
+			/* Not in the registration: only this report. */
+			ev[k].events &= ~inject_hup_hidden(e->fd, ev[k].events,
+							   e->events);
+			if (!(ev[k].events & (EPOLLIN | EPOLLOUT | EPOLLPRI |
+					      EPOLLERR | EPOLLHUP |
+					      EPOLLRDHUP)))
+				continue;
 		}
 		ev[out++] = ev[k];
 	}

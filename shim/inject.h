@@ -102,8 +102,9 @@ struct inj_plan {
 enum inj_io inject_io(int fd, int wrote, int blocking, int64_t now,
 		      struct inj_plan *p);
 
-/* inject_io_done - n > 0 bytes moved (or were swallowed). */
-void inject_io_done(int fd, int wrote, size_t n);
+/* inject_io_done - n > 0 bytes moved (or were swallowed); cut: the
+ * plan's cap made the call return less than it asked for. */
+void inject_io_done(int fd, int wrote, size_t n, int cut);
 
 /* --- the program's waits -------------------------------------------- */
 
@@ -121,6 +122,13 @@ uint32_t inject_hidden(int fd, int64_t now, int64_t *next);
 /* inject_observe - the program's wait found revents on fd: returns the
  * events to hide (a read delayed from when its data arrived starts now). */
 uint32_t inject_observe(int fd, uint32_t revents, int64_t now, int64_t *next);
+
+/* inject_hup_hidden - the hangup bits (POLLRDHUP|POLLHUP) to hide from
+ * revents of a program waiting for `wanted` on fd: while reads are cut
+ * short (slice, bandwidth) and unread bytes remain.  A program may take
+ * a short read after a hangup for the end of the stream (haproxy does):
+ * from the kernel that is true, from a sliced read it is not. */
+uint32_t inject_hup_hidden(int fd, uint32_t revents, uint32_t wanted);
 
 /* epoll: registrations are recorded while faults are configured, so that
  * hidden events can be masked in the program's own set (EPOLL_CTL_MOD or

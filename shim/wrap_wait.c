@@ -198,6 +198,10 @@ static int poll_faulted(struct pollfd *fds, nfds_t n, int64_t app_ns,
 			else if (rev && fds[i].fd >= 0)
 				rev &= ~hide_bits(inject_observe(fds[i].fd, rev,
 								 now, &next));
+			if (rev && fds[i].fd >= 0)
+				rev &= ~inject_hup_hidden(
+					fds[i].fd, rev,
+					(uint16_t)fds[i].events);
 			fds[i].revents = (short)rev;
 			r += rev != 0;
 		}

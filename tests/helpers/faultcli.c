@@ -3,7 +3,8 @@
  * that each injected fault can be measured from inside both kinds of
  * program.
  *
- *   faultcli SUBCOMMAND --port P [--host H] [--loop block|epoll|epollet]
+ *   faultcli SUBCOMMAND --port P [--host H]
+ *            [--loop block|epoll|epollet|epollshort]
  *            [--tick MS] [--timeout MS] [options]
  *
  * --loop block    blocking sockets; EINTR is counted and the call retried
@@ -12,6 +13,12 @@
  *        epollet  the same, the socket registered once, edge-triggered
  *                 (EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET): the program only
  *                 ever waits after a call said EAGAIN
+ *        epollshort  registered as epollet, but trusting a short count as
+ *                 the kernel means it (as nginx and haproxy do): after a
+ *                 read or write that moved less than asked, the program
+ *                 waits for the next edge before calling again, and a
+ *                 short read once the peer's hangup was reported
+ *                 (EPOLLRDHUP/EPOLLHUP) is taken as the end of the stream
  * In the loops, "LOOP ticks=<n> max_call_us=<t> max_gap_us=<t>" closes the
  * output: the timer expirations seen, the longest single socket call
  * (connect, read, write, getsockopt, close) and the longest time between
@@ -87,7 +94,7 @@
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
 
-enum loop_kind { L_BLOCK, L_EPOLL, L_EPOLLET };
+enum loop_kind { L_BLOCK, L_EPOLL, L_EPOLLET, L_EPOLLSHORT };
 
 static struct {
 	const char *host;
@@ -151,6 +158,9 @@ static struct {
 	uint32_t ready;		/* events epoll last reported on the socket */
 	uint32_t registered;	/* LT: what the socket is registered for */
 	int reg_fd;
+	/* epollshort: an edge allows a call; a short count or EAGAIN uses
+	 * it up.  hup: a hangup was reported; hup_eof: the stream is over. */
+	int can_read, can_write, hup, hup_eof;
 } L = { .reg_fd = -1 };
 
 static void loop_init(void)
@@ -205,7 +215,7 @@ static void loop_add(int fd)
 
 	if (arg.loop == L_BLOCK)
 		return;
-	ev.events = arg.loop == L_EPOLLET
+	ev.events = arg.loop == L_EPOLLET || arg.loop == L_EPOLLSHORT
 			    ? EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET
 			    : 0;
 	if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
@@ -213,6 +223,7 @@ static void loop_add(int fd)
 	L.registered = ev.events;
 	L.reg_fd = fd;
 	L.ready = 0;
+	L.can_read = L.can_write = L.hup = L.hup_eof = 0;
 }
 
 static void loop_del(int fd)
@@ -271,6 +282,12 @@ static uint32_t loop_wait(int fd, uint32_t want)
 
 		if (got) {
 			L.ready = got;
+			if (got & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+				L.can_read = 1;
+			if (got & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+				L.can_write = 1;
+			if (got & (EPOLLRDHUP | EPOLLHUP))
+				L.hup = 1;
 			return got;
 		}
 		if (hp_now_ns() > end) {
@@ -350,11 +367,27 @@ static int xconnect(int fd)
 static ssize_t xread(int fd, void *buf, size_t n)
 {
 	for (;;) {
-		ssize_t r = arg.loop == L_BLOCK ? read(fd, buf, n)
-						: TIMED(read(fd, buf, n));
+		ssize_t r;
 
+		if (arg.loop == L_EPOLLSHORT) {
+			if (L.hup_eof)
+				return 0; /* the short read after a hangup */
+			if (!L.can_read) {
+				loop_wait(fd, EPOLLIN);
+				continue;
+			}
+		}
+		r = arg.loop == L_BLOCK ? read(fd, buf, n)
+					: TIMED(read(fd, buf, n));
 		if (r >= 0) {
 			L.ready &= ~(uint32_t)EPOLLIN;
+			if (arg.loop == L_EPOLLSHORT && r > 0 &&
+			    (size_t)r < n) {
+				/* Drained, says the kernel: wait for more,
+				 * or there is no more. */
+				L.can_read = 0;
+				L.hup_eof = L.hup;
+			}
 			return r;
 		}
 		if (errno == EINTR) {
@@ -367,7 +400,9 @@ static ssize_t xread(int fd, void *buf, size_t n)
 		if (L.ready & EPOLLIN)
 			L.ready_eagain++;
 		L.ready &= ~(uint32_t)EPOLLIN;
-		loop_wait(fd, EPOLLIN);
+		L.can_read = 0;
+		if (arg.loop != L_EPOLLSHORT)
+			loop_wait(fd, EPOLLIN);
 	}
 }
 
@@ -375,12 +410,18 @@ static ssize_t xread(int fd, void *buf, size_t n)
 static ssize_t xwrite(int fd, const void *buf, size_t n)
 {
 	for (;;) {
-		ssize_t r = arg.loop == L_BLOCK
-				    ? send(fd, buf, n, MSG_NOSIGNAL)
-				    : TIMED(send(fd, buf, n, MSG_NOSIGNAL));
+		ssize_t r;
 
+		if (arg.loop == L_EPOLLSHORT && !L.can_write) {
+			loop_wait(fd, EPOLLOUT);
+			continue;
+		}
+		r = arg.loop == L_BLOCK ? send(fd, buf, n, MSG_NOSIGNAL)
+					: TIMED(send(fd, buf, n, MSG_NOSIGNAL));
 		if (r >= 0) {
 			L.ready &= ~(uint32_t)EPOLLOUT;
+			if (arg.loop == L_EPOLLSHORT && (size_t)r < n)
+				L.can_write = 0; /* the buffer is full */
 			return r;
 		}
 		if (errno == EINTR) {
@@ -393,7 +434,9 @@ static ssize_t xwrite(int fd, const void *buf, size_t n)
 		if (L.ready & EPOLLOUT)
 			L.ready_eagain++;
 		L.ready &= ~(uint32_t)EPOLLOUT;
-		loop_wait(fd, EPOLLOUT);
+		L.can_write = 0;
+		if (arg.loop != L_EPOLLSHORT)
+			loop_wait(fd, EPOLLOUT);
 	}
 }
 
@@ -956,8 +999,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: faultcli connect|rounds|download|upload|rw|close|dns|"
 		"multi|window\n"
-		"         --port P [--host H] [--loop block|epoll|epollet] "
-		"[options]\n");
+		"         --port P [--host H] "
+		"[--loop block|epoll|epollet|epollshort] [options]\n");
 	exit(2);
 }
 
@@ -986,8 +1029,9 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--loop"))
 			arg.loop = !strcmp(v, "block")	 ? L_BLOCK
 				   : !strcmp(v, "epoll") ? L_EPOLL
-				   : !strcmp(v, "epollet")
-					   ? L_EPOLLET
+				   : !strcmp(v, "epollet") ? L_EPOLLET
+				   : !strcmp(v, "epollshort")
+					   ? L_EPOLLSHORT
 					   : (usage(), L_BLOCK);
 		else if (!strcmp(a, "--tick"))
 			arg.tick_ms = (long)hp_num(v, 1, 1000, "--tick");

@@ -2,7 +2,8 @@
  *
  * Every fault is injected into build/helpers/faultcli, once written as a
  * blocking program (--loop block) and once as an epoll event loop (--loop
- * epoll; --loop epollet where edge-triggering matters), talking to
+ * epoll; --loop epollet where edge-triggering matters, --loop epollshort
+ * where the meaning of a short count does), talking to
  * build/helpers/faultsrv servers each test starts on kernel-picked
  * 127.0.0.1 ports.  The server never runs under the shim: its END lines
  * say what really crossed the wire, with CLOCK_MONOTONIC times that the
@@ -467,6 +468,9 @@ static void bandwidth_down(const char *loop)
 
 Test(faults, bandwidth_down_block) { bandwidth_down("block"); }
 Test(faults, bandwidth_down_epoll) { bandwidth_down("epoll"); }
+/* The source shuts down right after the stream: a program that takes a
+ * short read after the hangup for the end must not lose the rest. */
+Test(faults, bandwidth_down_epollshort) { bandwidth_down("epollshort"); }
 
 static void bandwidth_up(const char *loop)
 {
@@ -496,6 +500,7 @@ static void bandwidth_up(const char *loop)
 
 Test(faults, bandwidth_up_block) { bandwidth_up("block"); }
 Test(faults, bandwidth_up_epoll) { bandwidth_up("epoll"); }
+Test(faults, bandwidth_up_epollshort) { bandwidth_up("epollshort"); }
 
 /* ================================================================== */
 /* refuse, unreachable                                                 */
@@ -917,6 +922,10 @@ static void slice(const char *loop)
 Test(faults, slice_block) { slice("block"); }
 Test(faults, slice_epoll) { slice("epoll"); }
 Test(faults, slice_epollet) { slice("epollet"); }
+/* A program that waits for the next edge after a short count (nginx),
+ * and takes a short read after a hangup for the end (haproxy): the
+ * shim's short counts must not strand it or cut the stream. */
+Test(faults, slice_epollshort) { slice("epollshort"); }
 
 /* Twelve groups on one connection: the "logged once per connection"
  * books keep each group's kinds apart (group 0's bandwidth event must
@@ -1007,6 +1016,7 @@ static void spurious(const char *loop)
 Test(faults, spurious_block) { spurious("block"); }
 Test(faults, spurious_epoll) { spurious("epoll"); }
 Test(faults, spurious_epollet) { spurious("epollet"); }
+Test(faults, spurious_epollshort) { spurious("epollshort"); }
 
 /* ================================================================== */
 /* slow_close                                                          */
