@@ -17,6 +17,10 @@
  *    shim): http.client and urllib.request fetch a 10 MB file from
  *    http.server with `slice = 7` on the client: same SHA-256 as the file,
  *    no recv() got more than 7 bytes, and the log has the slice event.
+ *    haproxy, under the shim as its backend's client, forwards the same
+ *    file from http.server to curl, faulted toward its backend (slices,
+ *    spurious EAGAIN, bandwidth): the body arrives whole.  (haproxy takes
+ *    a short read after the peer's hangup for the end of the stream.)
  * 3. Reproducibility: faultclient repro (200 connections, 20 threads)
  *    against echod with three p=0.3 fault groups (EIO, 5 ms latency, a
  *    reset after 60 bytes): two runs with one seed log the same set of
@@ -603,6 +607,97 @@ Test(faults, python_fetches_10mb_through_7_byte_slices)
 		dl_result_free(&r);
 	}
 	dl_result_free(&n);
+}
+
+/* haproxy, under the shim, between curl and http.server: an epoll daemon
+ * that takes a short read after the peer's hangup for the end of the
+ * stream, faulted toward its backend (which sends the body, then closes).
+ * The body must arrive whole through each of these. */
+static const char *const hap_specs[] = {
+	"slice=100",
+	"slice=1000 spurious=0.2",
+	"bandwidth=40MB",
+};
+
+/* Something accepts connections on 127.0.0.1:port. */
+static int f_listening(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
+
+	cr_assert(fd >= 0, "socket: %s", strerror(errno));
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+static void haproxy_through(const char *hap, const struct dl_server *s,
+			    const char *spec, const char *sha)
+{
+	char cfg[1024], fault[160], url[96], tag[32];
+	const char *log, *env;
+	struct dl_result r;
+	char *out, *text;
+	int port = dl_free_port();
+	pid_t pid;
+
+	dl_fmt(tag, sizeof(tag), "haproxy%d", port);
+	env = f_log_env(tag, &log);
+	dl_fmt(cfg, sizeof(cfg),
+	       "global\n  maxconn 64\n"
+	       "defaults\n  mode http\n  timeout connect 5s\n"
+	       "  timeout client 60s\n  timeout server 60s\n"
+	       "frontend f\n  bind 127.0.0.1:%d\n  default_backend b\n"
+	       "backend b\n  server s1 127.0.0.1:%d\n", port, s->port);
+	rw_write(rw_tmp("haproxy.cfg"), cfg);
+	dl_fmt(fault, sizeof(fault),
+	       "DEADLINE_FAULTS=host=127.0.0.1 port=%d %s", s->port, spec);
+	pid = dl_spawn(DL_V(hap, "-f", rw_tmp("haproxy.cfg"), "-db"),
+		       DL_V(fault, env), 1, NULL, -1, -1);
+	for (int i = 0; i < 100 && !f_listening(port); i++)
+		hp_sleep_ms(50);
+	if (!f_listening(port))
+		kill(pid, SIGKILL);
+	cr_assert(f_listening(port), "haproxy did not listen on %d", port);
+
+	dl_fmt(url, sizeof(url), "http://127.0.0.1:%d/big.bin", port);
+	dl_run(&r, CURL("-o", rw_tmp("via-haproxy.bin"), "-w",
+			"%{http_code} %{size_download} %{time_total}\\n", url),
+	       NULL, 0, 90000);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	out = rw_must(DL_V("sha256sum", rw_tmp("via-haproxy.bin")), NULL,
+		      30000);
+	text = f_slurp(log);
+	rw_note("haproxy, backend %s: curl %.*s", spec,
+		(int)strcspn(r.out, "\n"), r.out);
+	dl_assert_run(&r, r.exited && r.code == 0 && !strncmp(r.out, "200 ", 4),
+		      "%s: curl through haproxy failed", spec);
+	dl_assert_run(&r, !strncmp(out, sha, 64),
+		      "%s: the body through haproxy differs from the file "
+		      "(%.64s, want %.64s; curl says %s)", spec, out, sha,
+		      r.out);
+	cr_assert(f_faults_naming(text, "127.0.0.1", s->port) > 0,
+		  "%s: no fault event in haproxy's log:\n%s", spec, text);
+	free(text);
+	free(out);
+	dl_result_free(&r);
+}
+
+Test(faults, haproxy_forwards_whole_body_from_faulted_backend)
+{
+	const char *hap = rw_have("haproxy") ? "haproxy" : "/usr/sbin/haproxy";
+	struct dl_server *s;
+	char sha[80];
+
+	need_curl();
+	if (access(hap, X_OK) != 0 && !rw_have(hap))
+		cr_skip_test("haproxy is not installed");
+	s = f_http(1, sha, sizeof(sha));
+	for (size_t i = 0; i < sizeof(hap_specs) / sizeof(*hap_specs); i++)
+		haproxy_through(hap, s, hap_specs[i], sha);
 }
 
 /* ================================================================== */
