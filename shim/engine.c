@@ -2050,9 +2050,9 @@ static int io_fault_step(int *fdp, struct dl_conn *c, struct dl_io *io,
 
 	switch (inject_io(fd, wrote, blocking, engine_now(), &p)) {
 	case INJ_GO:
-		*cap = p.cap;
+		*cap = (io->flags & MSG_PEEK) ? p.peek_cap : p.cap;
 		*swallow = p.swallow;
-		*sliced = p.sliced;
+		*sliced = (io->flags & MSG_PEEK) ? 0 : p.sliced;
 		tw.fault_wake = p.wake;
 		return 1;
 	case INJ_FAIL:

@@ -822,6 +822,7 @@ enum inj_io inject_io(int fd, int wrote, int blocking, int64_t now,
 
 	memset(p, 0, sizeof(*p));
 	p->cap = (size_t)-1;
+	p->peek_cap = (size_t)-1;
 	if (!fc)
 		return INJ_GO;
 	/* The handshake is still hidden (delayed, refused later, or
@@ -951,8 +952,10 @@ enum inj_io inject_io(int fd, int wrote, int blocking, int64_t now,
 			}
 		}
 	}
-	if (!I.dry)
+	if (!I.dry) {
 		p->cap = end_cap(fc, dir, p->cap);
+		p->peek_cap = end_cap(fc, dir, p->peek_cap);
+	}
 out:
 	fc_unlock(fc);
 	errno = saved;

@@ -89,6 +89,10 @@ enum inj_io {
 
 struct inj_plan {
 	size_t cap;
+	/* For MSG_PEEK: only a reset/eof point bounds it.  A peek moves
+	 * nothing; cut short by slice or bandwidth, a program peeking for a
+	 * whole header would spin forever. */
+	size_t peek_cap;
 	int sliced;	/* cap comes from `slice`: return the short count */
 	int swallow;
 	int err;

@@ -83,6 +83,13 @@
  *       "R <k> t_ms=<round start> t2_ms=<round end> w=<E|ok> r=<E|ok|->"
  *       (ms since just before connect())
  *       "WIN rounds=<N> wcalls= werr= rcalls= rerr= errs=<ENAME,...>"
+ *   peek [--size S]                                          (source)
+ *       (--loop block or epoll) wait until readable, then
+ *       recv(S, MSG_PEEK), until one peek sees S bytes (default 64),
+ *       then read them: "PEEK got=<last peek> calls=<peeks> same=<0|1>
+ *       bad=<offset|-1>" (same: the read matched the peek); a program
+ *       waiting for a whole header this way.  No S bytes within
+ *       --timeout: "HANG peeking ..." and exit 3.
  */
 #include "helpers.h"
 
@@ -90,6 +97,7 @@
 #include <netdb.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
@@ -998,10 +1006,59 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: faultcli connect|rounds|download|upload|rw|close|dns|"
-		"multi|window\n"
+		"multi|window|peek\n"
 		"         --port P [--host H] "
 		"[--loop block|epoll|epollet|epollshort] [options]\n");
 	exit(2);
+}
+
+static int cmd_peek(void)
+{
+	size_t size = (size_t)arg.size;
+	char *peeked = malloc(size), *got = malloc(size);
+	uint64_t end;
+	long calls = 0;
+	ssize_t r = -1;
+	long long bad = -1;
+	int fd, same;
+
+	if (!peeked || !got)
+		hp_die("out of memory");
+	if (connect_or_report(&fd) < 0)
+		return 0;
+	end = hp_now_ns() + (uint64_t)arg.timeout_ms * 1000000u;
+	for (;;) {
+		if (arg.loop == L_BLOCK) {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			poll(&p, 1, 1000);
+		} else {
+			loop_wait(fd, EPOLLIN);
+		}
+		r = recv(fd, peeked, size, MSG_PEEK);
+		calls++;
+		if (r == 0 || (size_t)r >= size ||
+		    (r < 0 && errno != EAGAIN && errno != EINTR))
+			break;
+		if (hp_now_ns() > end) {
+			out("HANG peeking: %zd of %zu bytes after %ld calls\n", r,
+			    size, calls);
+			loop_report();
+			exit(3);
+		}
+	}
+	if ((size_t)r != size || xread_all(fd, got, size) < 0) {
+		out("PEEK got=%zd calls=%ld same=0 bad=0 err=%s\n", r, calls,
+		    ename(r < 0 ? errno : 0));
+	} else {
+		same = !memcmp(peeked, got, size);
+		bad = hp_pattern_check(1, 0, got, size);
+		out("PEEK got=%zd calls=%ld same=%d bad=%lld err=0\n", r,
+		    calls, same, bad);
+	}
+	xclose(fd);
+	free(peeked);
+	free(got);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -1090,6 +1147,8 @@ int main(int argc, char **argv)
 		rc = cmd_multi();
 	else if (!strcmp(cmd, "window"))
 		rc = cmd_window();
+	else if (!strcmp(cmd, "peek"))
+		rc = cmd_peek();
 	else
 		usage();
 	loop_report();

@@ -927,6 +927,32 @@ Test(faults, slice_epollet) { slice("epollet"); }
  * shim's short counts must not strand it or cut the stream. */
 Test(faults, slice_epollshort) { slice("epollshort"); }
 
+/* A program that peeks until a whole header is there (16 bytes) under
+ * 4-byte slices and a bandwidth limit: a peek moves nothing, so neither
+ * cuts it (else it would spin forever), while the reads after it are
+ * cut as usual. */
+static void peek_whole_header(const char *loop)
+{
+	struct dl_result r;
+	struct dl_server *s;
+
+	dl_require_shim();
+	s = fsrv("source", "65536");
+	fcli(&r, 1, DL_V(faults("slice=4 bandwidth=100KB")), loop, "peek", s,
+	     "--size", "16", "--timeout", "5000", NULL);
+	dl_assert_run(&r, !dl_line(r.out, "HANG"),
+		      "the program never saw 16 bytes through its peeks");
+	need_tok(&r, "PEEK ", "got=16");
+	need_tok(&r, "PEEK ", "same=1");
+	need_tok(&r, "PEEK ", "bad=-1");
+	dl_assert_run(&r, log_count(r.err, "slice", 1, "max_bytes=4") == 1,
+		      "the reads after the peek were not sliced");
+	dl_result_free(&r);
+}
+
+Test(faults, peek_whole_header_block) { peek_whole_header("block"); }
+Test(faults, peek_whole_header_epoll) { peek_whole_header("epoll"); }
+
 /* Twelve groups on one connection: the "logged once per connection"
  * books keep each group's kinds apart (group 0's bandwidth event must
  * not stand for group 11's slice). */
