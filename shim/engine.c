@@ -2402,6 +2402,13 @@ static int dns_fault(const char *node, uint32_t *ms)
 	return rc;
 }
 
+int engine_dns_fault(const char *name)
+{
+	uint32_t ms = 0;
+
+	return name && inject_on ? dns_fault(name, &ms) : 0;
+}
+
 int engine_getaddrinfo(const char *node, const char *service,
 		       const struct addrinfo *hints, struct addrinfo **res)
 {

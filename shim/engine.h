@@ -146,6 +146,10 @@ struct hostent;
  * limit it returns EAI_AGAIN and the lookup finishes in the background. */
 int engine_getaddrinfo(const char *node, const char *service,
 		       const struct addrinfo *hints, struct addrinfo **res);
+/* A dns fault for a gethostbyname-family lookup of name (these have no
+ * dns_timeout): after any injected delay, EAI_NONAME or EAI_AGAIN to
+ * answer instead of the resolver, or 0 to resolve. */
+int engine_dns_fault(const char *name);
 /* Remember which addresses name resolved to. */
 void engine_learn_addrinfo(const char *name, const struct addrinfo *res);
 void engine_learn_hostent(const char *name, const struct hostent *h);

@@ -1,6 +1,6 @@
 /* wrap_dns.c - name resolution: learn which name maps to which address
- * (so host rules apply to a connect() that carries only an address), and
- * bound getaddrinfo by a rule's dns_timeout.
+ * (so host rules apply to a connect() that carries only an address),
+ * bound getaddrinfo by a rule's dns_timeout, and inject dns faults.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -32,11 +32,26 @@ DL_EXPORT int getaddrinfo(const char *node, const char *service,
 
 /* ---- gethostbyname family -------------------------------------------- */
 
+/* An injected dns answer, as h_errno: HOST_NOT_FOUND, TRY_AGAIN, or 0 to
+ * resolve (after any injected delay). */
+static int hostent_fault(const char *name)
+{
+	int rc = engine_enabled() ? engine_dns_fault(name) : 0;
+
+	return rc == EAI_NONAME ? HOST_NOT_FOUND
+	       : rc ? TRY_AGAIN : 0;
+}
+
 static struct hostent *do_gethostbyname2(const char *name, int af, int two)
 {
-	struct hostent *h = two ? REAL(gethostbyname2)(name, af)
-				: REAL(gethostbyname)(name);
+	int herr = hostent_fault(name);
+	struct hostent *h;
 
+	if (herr) {
+		h_errno = herr;
+		return 0;
+	}
+	h = two ? REAL(gethostbyname2)(name, af) : REAL(gethostbyname)(name);
 	if (h && engine_enabled())
 		engine_learn_hostent(name, h);
 	return h;
@@ -56,11 +71,21 @@ static int do_gethostbyname2_r(const char *name, int af, struct hostent *ret,
 			       char *buf, size_t buflen,
 			       struct hostent **result, int *h_errnop, int two)
 {
-	int r = two ? REAL(gethostbyname2_r)(name, af, ret, buf, buflen, result,
-					     h_errnop)
-		    : REAL(gethostbyname_r)(name, ret, buf, buflen, result,
-					    h_errnop);
+	int herr = hostent_fault(name), r;
 
+	if (herr) {
+		/* As glibc answers: not found is a success without a
+		 * result; a temporary failure returns EAGAIN. */
+		if (result)
+			*result = 0;
+		if (h_errnop)
+			*h_errnop = herr;
+		return herr == TRY_AGAIN ? EAGAIN : 0;
+	}
+	r = two ? REAL(gethostbyname2_r)(name, af, ret, buf, buflen, result,
+					 h_errnop)
+		: REAL(gethostbyname_r)(name, ret, buf, buflen, result,
+					h_errnop);
 	if (r == 0 && result && *result && engine_enabled())
 		engine_learn_hostent(name, *result);
 	return r;

@@ -65,9 +65,13 @@
  *       connect (and exchange "ping\n"), then time close():
  *       "CLOSE us=<close() alone> start_ns=<just before close()>", then
  *       keep the loop running M ms: "AFTER ticks=<n>".
- *   dns --name NAME [--port P]
+ *   dns --name NAME [--port P] [--api getaddrinfo|gethostbyname|
+ *                                     gethostbyname_r]
  *       getaddrinfo(NAME) (AF_INET, SOCK_STREAM): "DNS rc=<EAI_...|0>
- *       ms=<t> addr=<first address|-> ticks=<n>"; with a port, then
+ *       ms=<t> addr=<first address|-> ticks=<n>"; with --api
+ *       gethostbyname[_r], that call instead, rc= its h_errno
+ *       (HOST_NOT_FOUND, TRY_AGAIN, ... or 0) and, for _r, ret= its
+ *       return value (an errno name or 0); with a port, then
  *       connect to that address (loopback only): the CONNECT line.  In
  *       the loops the lookup runs in a worker thread, as asyncio and
  *       libuv do it, the loop running meanwhile (ticks: timer
@@ -120,6 +124,7 @@ static struct {
 	long long recv;
 	long after_ms;
 	const char *name;
+	const char *api;
 	long conns;
 	long every_ms;
 } arg = {
@@ -818,21 +823,71 @@ static const char *eai_name(int rc)
 	}
 }
 
+static const char *herr_name(int h)
+{
+	switch (h) {
+	case 0: return "0";
+	case HOST_NOT_FOUND: return "HOST_NOT_FOUND";
+	case TRY_AGAIN: return "TRY_AGAIN";
+	case NO_RECOVERY: return "NO_RECOVERY";
+	case NO_DATA: return "NO_DATA";
+	default: return "H_OTHER";
+	}
+}
+
 struct lookup {
-	struct addrinfo *res;
-	int rc;
 	int done_fd;
+	const char *rc;		/* the answer's name */
+	char ret[32];		/* gethostbyname_r's return value */
+	char addr[INET6_ADDRSTRLEN]; /* the first address, or "-" */
 };
+
+/* gethostbyname[_r](arg.name) into lk. */
+static void lookup_hostent(struct lookup *lk)
+{
+	struct hostent *h, hb;
+	char buf[4096];
+	int herr = 0, r;
+
+	if (!strcmp(arg.api, "gethostbyname")) {
+		h = gethostbyname(arg.name);
+		herr = h ? 0 : h_errno;
+	} else {
+		h = NULL;
+		r = gethostbyname_r(arg.name, &hb, buf, sizeof(buf), &h, &herr);
+		snprintf(lk->ret, sizeof(lk->ret), "%s", ename(r));
+		if (h)
+			herr = 0;
+	}
+	lk->rc = herr_name(herr);
+	if (h && h->h_addrtype == AF_INET && h->h_addr_list[0])
+		inet_ntop(AF_INET, h->h_addr_list[0], lk->addr,
+			  sizeof(lk->addr));
+}
 
 static void *lookup_thread(void *p)
 {
 	struct lookup *lk = p;
-	struct addrinfo hints;
+	struct addrinfo hints, *res = NULL;
+	int rc;
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_INET;
-	hints.ai_socktype = SOCK_STREAM;
-	lk->rc = getaddrinfo(arg.name, NULL, &hints, &lk->res);
+	snprintf(lk->addr, sizeof(lk->addr), "-");
+	lk->ret[0] = '\0';
+	if (arg.api && strcmp(arg.api, "getaddrinfo")) {
+		lookup_hostent(lk);
+	} else {
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_family = AF_INET;
+		hints.ai_socktype = SOCK_STREAM;
+		rc = getaddrinfo(arg.name, NULL, &hints, &res);
+		lk->rc = eai_name(rc);
+		if (rc == 0 && res)
+			inet_ntop(AF_INET,
+				  &((struct sockaddr_in *)res->ai_addr)->sin_addr,
+				  lk->addr, sizeof(lk->addr));
+		if (res)
+			freeaddrinfo(res);
+	}
 	if (lk->done_fd >= 0 && write(lk->done_fd, "x", 1) < 0)
 		hp_die("write: %s", strerror(errno));
 	return NULL;
@@ -846,7 +901,6 @@ static void lookup(struct lookup *lk)
 	int p[2];
 	pthread_t t;
 
-	lk->res = NULL;
 	lk->done_fd = -1;
 	if (arg.loop == L_BLOCK) {
 		lookup_thread(lk);
@@ -868,24 +922,20 @@ static void lookup(struct lookup *lk)
 static int cmd_dns(void)
 {
 	struct lookup lk;
-	char addr[INET6_ADDRSTRLEN] = "-";
 	uint64_t t0 = hp_now_ns();
 	long t0_ticks = L.ticks;
 
 	lookup(&lk);
-	if (lk.rc == 0 && lk.res)
-		inet_ntop(AF_INET,
-			  &((struct sockaddr_in *)lk.res->ai_addr)->sin_addr,
-			  addr, sizeof(addr));
-	out("DNS rc=%s ms=%ld addr=%s ticks=%ld\n", eai_name(lk.rc),
-	    hp_ms_since(t0), addr, L.ticks - t0_ticks);
-	if (lk.rc == 0 && lk.res && arg.port > 0) {
+	out("DNS rc=%s%s%s ms=%ld addr=%s ticks=%ld\n", lk.rc,
+	    lk.ret[0] ? " ret=" : "", lk.ret, hp_ms_since(t0), lk.addr,
+	    L.ticks - t0_ticks);
+	if (strcmp(lk.addr, "-") && arg.port > 0) {
 		struct sockaddr_storage ss;
 		socklen_t len;
 		uint64_t t1;
 		int fd, e;
 
-		hp_loopback(addr, arg.port, &ss, &len); /* loopback only */
+		hp_loopback(lk.addr, arg.port, &ss, &len); /* loopback only */
 		fd = new_socket();
 		t1 = hp_now_ns();
 		e = xconnect_to(fd, (struct sockaddr *)&ss, len);
@@ -893,8 +943,6 @@ static int cmd_dns(void)
 		    (unsigned long long)((hp_now_ns() - t1) / 1000));
 		xclose(fd);
 	}
-	if (lk.res)
-		freeaddrinfo(lk.res);
 	return 0;
 }
 
@@ -1113,6 +1161,8 @@ int main(int argc, char **argv)
 			arg.after_ms = (long)hp_num(v, 0, 60000, "--after-ms");
 		else if (!strcmp(a, "--name"))
 			arg.name = v;
+		else if (!strcmp(a, "--api"))
+			arg.api = v;
 		else if (!strcmp(a, "--conns"))
 			arg.conns = (long)hp_num(v, 1, 100000, "--conns");
 		else if (!strcmp(a, "--every"))

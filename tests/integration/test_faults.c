@@ -1160,6 +1160,51 @@ static void dns_delay(const char *loop)
 Test(faults, dns_delay_block) { dns_delay("block"); }
 Test(faults, dns_delay_epoll) { dns_delay("epoll"); }
 
+/* The gethostbyname family meets the same dns faults, answering as glibc
+ * does: h_errno HOST_NOT_FOUND (gethostbyname_r returning 0) or
+ * TRY_AGAIN (returning EAGAIN); a delay, then the real answer. */
+static void dns_hostent(const char *api)
+{
+	static const struct {
+		const char *fault, *rc, *ret;
+	} cases[] = {
+		{ "dns=nxdomain", "rc=HOST_NOT_FOUND", "ret=0" },
+		{ "dns=again", "rc=TRY_AGAIN", "ret=EAGAIN" },
+		{ "dns=delay delay=300ms", "rc=0", "ret=0" },
+	};
+	int r_api = !strcmp(api, "gethostbyname_r");
+
+	dl_require_shim();
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		struct dl_result r;
+		char spec[96];
+
+		dl_fmt(spec, sizeof(spec), "DEADLINE_FAULTS=host=localhost %s",
+		       cases[i].fault);
+		fcli(&r, 1, DL_V(spec), "block", "dns", NULL, "--name",
+		     "localhost", "--api", api, NULL);
+		need_tok(&r, "DNS ", cases[i].rc);
+		if (r_api)
+			need_tok(&r, "DNS ", cases[i].ret);
+		if (!strcmp(cases[i].rc, "rc=0")) {
+			long ms = num(&r, "DNS ", "ms=");
+
+			need_tok(&r, "DNS ", "addr=127.0.0.1");
+			dl_assert_run(&r, ms >= 300 && ms <= 300 + f_slack(),
+				      "%s took %ld ms, expected [300, %ld]", api,
+				      ms, 300 + f_slack());
+		}
+		dl_assert_run(&r, log_count(r.err, "dns", 1, "host=localhost") ==
+					  1,
+			      "%s, %s: expected one dns event", api,
+			      cases[i].fault);
+		dl_result_free(&r);
+	}
+}
+
+Test(faults, dns_gethostbyname) { dns_hostent("gethostbyname"); }
+Test(faults, dns_gethostbyname_r) { dns_hostent("gethostbyname_r"); }
+
 /* ================================================================== */
 /* triggers                                                            */
 /* ================================================================== */
