@@ -1119,6 +1119,8 @@ void engine_on_dup(int oldfd, int newfd)
 	__atomic_store_n(&n->st, conn_state(o), __ATOMIC_RELEASE);
 	if (conn_deadline(n, 0))
 		refile(newfd, n);
+	if (inject_on)
+		inject_dup(oldfd, newfd, conn_gen(n));
 	errno = saved;
 }
 

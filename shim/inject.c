@@ -391,6 +391,34 @@ int inject_attach(int fd, uint32_t gen, const struct conf_effective *rule,
 	return 1;
 }
 
+void inject_dup(int oldfd, int newfd, uint32_t gen)
+{
+	struct fault_conn *o, *n, snap;
+	size_t at = offsetof(struct fault_conn, active);
+	int saved = errno;
+
+	if (!inject_on || oldfd == newfd || !(o = fc_lock(oldfd)))
+		return;
+	/* Never two entries locked at once: copy, then install. */
+	memcpy((char *)&snap + at, (char *)o + at, sizeof(snap) - at);
+	fc_unlock(o);
+	if (!(n = fc_slot(newfd))) {
+		errno = saved;
+		return;
+	}
+	pthread_mutex_lock(&n->mu);
+	if (n->active)
+		__atomic_fetch_sub(&I.nactive, 1, __ATOMIC_RELAXED);
+	memcpy((char *)n + at, (char *)&snap + at, sizeof(snap) - at);
+	n->fd = newfd;
+	n->rearm = 0;
+	__atomic_store_n(&n->gen, gen, __ATOMIC_RELAXED);
+	__atomic_store_n(&n->active, 1, __ATOMIC_RELEASE);
+	__atomic_fetch_add(&I.nactive, 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&n->mu);
+	errno = saved;
+}
+
 int inject_has(int fd, uint32_t gen)
 {
 	struct fault_conn *fc;

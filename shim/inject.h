@@ -43,6 +43,11 @@ int inject_attach(int fd, uint32_t gen, const struct conf_effective *rule,
 		  const char *host, const struct sockaddr *addr,
 		  socklen_t len, int inbound);
 
+/* inject_dup - newfd (generation gen) is a copy of oldfd (dup family):
+ * it gets oldfd's fault state as it stands, and goes on with it on its
+ * own (its own counts of bytes and operations from here). */
+void inject_dup(int oldfd, int newfd, uint32_t gen);
+
 /* inject_has - fd carries fault state for generation gen. */
 int inject_has(int fd, uint32_t gen);
 

@@ -30,7 +30,8 @@
  *
  * Subcommands (the server each expects, faultsrv MODE); all but rw,
  * multi and dns open with the CONNECT line, and stop there when it
- * failed:
+ * failed; with --dup, the connection then moves to a dup()ed number (the
+ * first closed): "DUP fd=<n>":
  *   connect [--exchange]                                     (echo)
  *       "CONNECT err=<ENAME|0> us=<connect() to its outcome>"; with
  *       --exchange, after a connect: "EXCHANGE err=<E|0> got=<n>" for
@@ -125,6 +126,7 @@ static struct {
 	long after_ms;
 	const char *name;
 	const char *api;
+	int dup;
 	long conns;
 	long every_ms;
 } arg = {
@@ -506,6 +508,20 @@ static int connect_or_report(int *fdp)
 	if (e) {
 		xclose(fd);
 		return -1;
+	}
+	if (arg.dup) {
+		/* Move the connection to another number (dup, close the
+		 * first), as daemons that dup2 a socket onto stdio do. */
+		int nfd = dup(fd);
+
+		if (nfd < 0)
+			hp_die("dup: %s", strerror(errno));
+		loop_del(fd);
+		close(fd);
+		fd = nfd;
+		loop_add(fd);
+		L.can_read = L.can_write = 1;
+		out("DUP fd=%d\n", fd);
 	}
 	*fdp = fd;
 	return 0;
@@ -1120,6 +1136,10 @@ int main(int argc, char **argv)
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
+		if (!strcmp(a, "--dup")) {
+			arg.dup = 1;
+			continue;
+		}
 		if (!strcmp(a, "--exchange")) {
 			arg.exchange = 1;
 			continue;

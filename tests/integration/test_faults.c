@@ -927,6 +927,48 @@ Test(faults, slice_epollet) { slice("epollet"); }
  * shim's short counts must not strand it or cut the stream. */
 Test(faults, slice_epollshort) { slice("epollshort"); }
 
+/* A connection moved to another number (dup, then the first closed, as a
+ * daemon that dup2()s a socket onto stdio does) keeps its faults:
+ * latency, slices, a reset at an exact byte. */
+static void dup_keeps_faults(const char *loop)
+{
+	struct dl_result r;
+	struct dl_server *src, *echo;
+
+	dl_require_shim();
+	src = fsrv("source", "1048576");
+	echo = fsrv("echo", NULL);
+
+	fcli(&r, 1, DL_V(faults("slice=1000")), loop, "download", src, "--dup",
+	     NULL);
+	need_line(&r, "DUP ");
+	dl_assert_run(&r, num(&r, "DOWN ", "got=") == 1048576 &&
+		      num(&r, "DOWN ", "bad=") == -1,
+		      "expected 1 MiB intact");
+	dl_assert_run(&r, num(&r, "DOWN ", "max_chunk=") <= 1000,
+		      "a read through the copy returned more than 1000 bytes");
+	dl_result_free(&r);
+
+	fcli(&r, 1, DL_V(faults("reset after_bytes=12345")), loop, "download",
+	     src, "--dup", NULL);
+	need_tok(&r, "DOWN ", "got=12345");
+	need_tok(&r, "DOWN ", "err=ECONNRESET");
+	dl_result_free(&r);
+
+	fcli(&r, 1, DL_V(faults("latency=50ms")), loop, "rounds", echo, "--n",
+	     "10", "--dup", NULL);
+	dl_assert_run(&r, num(&r, "ROUNDS ", "n=") == 10 &&
+		      num(&r, "ROUNDS ", "bad=") == 0,
+		      "10 intact rounds expected");
+	dl_assert_run(&r, num(&r, "ROUNDS ", "min_us=") >= 50000,
+		      "a round trip through the copy took less than 50 ms");
+	loop_free(&r, loop, 50, 500);
+	dl_result_free(&r);
+}
+
+Test(faults, dup_keeps_faults_block) { dup_keeps_faults("block"); }
+Test(faults, dup_keeps_faults_epoll) { dup_keeps_faults("epoll"); }
+
 /* A program that peeks until a whole header is there (16 bytes) under
  * 4-byte slices and a bandwidth limit: a peek moves nothing, so neither
  * cuts it (else it would spin forever), while the reads after it are
