@@ -392,6 +392,32 @@ static void latency_connect(const char *loop)
 Test(faults, latency_connect_block) { latency_connect("block"); }
 Test(faults, latency_connect_epoll) { latency_connect("epoll"); }
 
+/* The injected handshake time counts against the connect deadline: an
+ * 800 ms connect latency under a 300 ms connect deadline fails with
+ * ETIMEDOUT at 300 ms, in a blocking connect and in an event loop. */
+static void latency_connect_deadline(const char *loop)
+{
+	struct dl_result r;
+	struct dl_server *s;
+	long us;
+
+	dl_require_shim();
+	s = fsrv("echo", NULL);
+	fcli(&r, 1, DL_V(faults("latency=800ms on=connect"),
+			 "DEADLINE_CONNECT_TIMEOUT=300ms"),
+	     loop, "connect", s, NULL);
+	need_tok(&r, "CONNECT ", "err=ETIMEDOUT");
+	us = num(&r, "CONNECT ", "us=");
+	dl_assert_run(&r, us >= 300000 && us <= (300 + f_slack()) * 1000,
+		      "connect failed after %ld us, expected [300, %ld] ms", us,
+		      300 + f_slack());
+	loop_free(&r, loop, 300, 300);
+	dl_result_free(&r);
+}
+
+Test(faults, latency_connect_deadline_block) { latency_connect_deadline("block"); }
+Test(faults, latency_connect_deadline_epoll) { latency_connect_deadline("epoll"); }
+
 /* on=every direction=upstream: every write waits 50 ms; the responses
  * are not delayed. */
 static void latency_every_upstream(const char *loop)
