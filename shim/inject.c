@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
-#include <sys/ioctl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -25,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1372,9 +1372,8 @@ int inject_dns(const char *node, const struct conf_effective *rule,
 {
 	struct matched m;
 	uint64_t h = fault_hash(node);
-	int rc = 0;
-
 	uint64_t lookup[INJ_MAX_SPECS];
+	int rc = 0;
 
 	*delay_ms = 0;
 	if (!inject_on || !node)
