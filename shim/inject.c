@@ -788,14 +788,18 @@ static int64_t latency_for(struct fault_conn *fc, int dir, int *which)
 	return -1;
 }
 
-/* slice and bandwidth act on every call once on: whether group i is on
- * for this connection is rolled once (probability, nth, times) when its
- * window first opens; the window still bounds it after. */
+/* slice and bandwidth act on every call once on: group i acts with kind
+ * k on calls in dir now.  Whether it is on for this connection is rolled
+ * once (probability, nth, times) when its window first opens; the window
+ * still bounds it after. */
 static int cont_on(struct fault_conn *fc, int i, enum fault_kind k, int dir)
 {
 	struct fault_spec *s = fc->spec[i];
-	struct fault_ctx x = ctx_of(fc, i, 0, dir);
+	struct fault_ctx x;
 
+	if (!(s->kinds & FK_BIT(k)) || !((int)fault_dir_of(s, k) & dir))
+		return 0;
+	x = ctx_of(fc, i, 0, dir);
 	if (fc->cont_state[i] == 1 || !fault_window_open(s, &x))
 		return 0;
 	if (!fc->cont_state[i])
@@ -914,9 +918,7 @@ enum inj_io inject_io(int fd, int wrote, int blocking, int64_t now,
 				goto out;
 			}
 		}
-		if ((s->kinds & FK_BIT(FK_SLICE)) && s->spurious > 0 &&
-		    ((int)fault_dir_of(s, FK_SLICE) & dir) &&
-		    cont_on(fc, i, FK_SLICE, dir) &&
+		if (s->spurious > 0 && cont_on(fc, i, FK_SLICE, dir) &&
 		    fault_unit(&x, s->group, 200 + FK_SLICE) < s->spurious) {
 			int e = blocking ? EINTR : EAGAIN;
 			if (first_for_op(fc, FK_SLICE, dir))
@@ -952,9 +954,7 @@ enum inj_io inject_io(int fd, int wrote, int blocking, int64_t now,
 	for (int i = 0; i < fc->n; i++) {
 		struct fault_spec *s = fc->spec[i];
 
-		if ((s->kinds & FK_BIT(FK_BANDWIDTH)) &&
-		    ((int)fault_dir_of(s, FK_BANDWIDTH) & dir) &&
-		    cont_on(fc, i, FK_BANDWIDTH, dir)) {
+		if (cont_on(fc, i, FK_BANDWIDTH, dir)) {
 			if (first_time(fc, i, FK_BANDWIDTH))
 				log_fault(fc, i, FK_BANDWIDTH, fc->op,
 					  "bytes_per_s", (long long)s->rate);
@@ -968,9 +968,7 @@ enum inj_io inject_io(int fd, int wrote, int blocking, int64_t now,
 					p->cap = fault_bw_chunk(s->rate);
 			}
 		}
-		if ((s->kinds & FK_BIT(FK_SLICE)) &&
-		    ((int)fault_dir_of(s, FK_SLICE) & dir) &&
-		    cont_on(fc, i, FK_SLICE, dir)) {
+		if (cont_on(fc, i, FK_SLICE, dir)) {
 			if (first_time(fc, i, FK_SLICE))
 				log_fault(fc, i, FK_SLICE, fc->op, "max_bytes",
 					  s->slice);
@@ -1107,18 +1105,10 @@ static int reads_capped(struct fault_conn *fc)
 {
 	if (I.dry)
 		return 0;
-	for (int i = 0; i < fc->n; i++) {
-		const struct fault_spec *s = fc->spec[i];
-
-		if ((s->kinds & FK_BIT(FK_SLICE)) &&
-		    ((int)fault_dir_of(s, FK_SLICE) & FDIR_DOWN) &&
-		    cont_on(fc, i, FK_SLICE, FDIR_DOWN))
-			return 1;
-		if ((s->kinds & FK_BIT(FK_BANDWIDTH)) &&
-		    ((int)fault_dir_of(s, FK_BANDWIDTH) & FDIR_DOWN) &&
+	for (int i = 0; i < fc->n; i++)
+		if (cont_on(fc, i, FK_SLICE, FDIR_DOWN) ||
 		    cont_on(fc, i, FK_BANDWIDTH, FDIR_DOWN))
 			return 1;
-	}
 	return 0;
 }
 
