@@ -367,21 +367,35 @@ Test(faults, latency_jitter_conf_epoll) { latency_jitter_conf("epoll"); }
 
 /* on=connect: the handshake takes at least the latency; then the
  * connection works. */
+/* faultcli connect to s under env (then the ping exchange, if asked):
+ * the CONNECT line must say err=<want> after [ms, ms + F_SLACK] of
+ * connect(). */
+static void connect_timed(struct dl_result *r, const char *loop,
+			  const struct dl_server *s, const char *const *env,
+			  int exchange, const char *want, long ms)
+{
+	char tok[48];
+	long us;
+
+	fcli(r, 1, env, loop, "connect", s, exchange ? "--exchange" : NULL,
+	     NULL);
+	dl_fmt(tok, sizeof(tok), "err=%s", want);
+	need_tok(r, "CONNECT ", tok);
+	us = num(r, "CONNECT ", "us=");
+	dl_assert_run(r, us >= ms * 1000 && us <= (ms + f_slack()) * 1000,
+		      "connect ended with %s after %ld us, expected [%ld, %ld] "
+		      "ms", want, us, ms, ms + f_slack());
+}
+
 static void latency_connect(const char *loop)
 {
 	struct dl_result r;
 	struct dl_server *s;
-	long us;
 
 	dl_require_shim();
 	s = fsrv("echo", NULL);
-	fcli(&r, 1, DL_V(faults("latency=200ms on=connect")), loop, "connect",
-	     s, "--exchange", NULL);
-	need_tok(&r, "CONNECT ", "err=0");
-	us = num(&r, "CONNECT ", "us=");
-	dl_assert_run(&r, us >= 200000 && us <= (200 + f_slack()) * 1000,
-		      "connect took %ld us, expected [200, %ld] ms", us,
-		      200 + f_slack());
+	connect_timed(&r, loop, s, DL_V(faults("latency=200ms on=connect")), 1,
+		      "0", 200);
 	need_tok(&r, "EXCHANGE ", "err=0");
 	dl_assert_run(&r, log_count(r.err, "latency", 1, "delay_ms=200") == 1,
 		      "expected one latency event");
@@ -399,18 +413,13 @@ static void latency_connect_deadline(const char *loop)
 {
 	struct dl_result r;
 	struct dl_server *s;
-	long us;
 
 	dl_require_shim();
 	s = fsrv("echo", NULL);
-	fcli(&r, 1, DL_V(faults("latency=800ms on=connect"),
-			 "DEADLINE_CONNECT_TIMEOUT=300ms"),
-	     loop, "connect", s, NULL);
-	need_tok(&r, "CONNECT ", "err=ETIMEDOUT");
-	us = num(&r, "CONNECT ", "us=");
-	dl_assert_run(&r, us >= 300000 && us <= (300 + f_slack()) * 1000,
-		      "connect failed after %ld us, expected [300, %ld] ms", us,
-		      300 + f_slack());
+	connect_timed(&r, loop, s,
+		      DL_V(faults("latency=800ms on=connect"),
+			   "DEADLINE_CONNECT_TIMEOUT=300ms"),
+		      0, "ETIMEDOUT", 300);
 	loop_free(&r, loop, 300, 300);
 	dl_result_free(&r);
 }
@@ -540,19 +549,10 @@ static void connect_fails(const char *loop, const char *spec,
 	struct dl_result r;
 	struct dl_server *s;
 	char tok[48];
-	long us;
 
 	dl_require_shim();
 	s = fsrv("echo", NULL);
-	fcli(&r, 1, DL_V(faults(spec)), loop, "connect", s, "--exchange",
-	     NULL);
-	dl_fmt(tok, sizeof(tok), "err=%s", want);
-	need_tok(&r, "CONNECT ", tok);
-	us = num(&r, "CONNECT ", "us=");
-	dl_assert_run(&r, us >= delay_ms * 1000 &&
-		      us <= (delay_ms + f_slack()) * 1000,
-		      "connect failed after %ld us, expected [%ld, %ld] ms", us,
-		      delay_ms, delay_ms + f_slack());
+	connect_timed(&r, loop, s, DL_V(faults(spec)), 1, want, delay_ms);
 	dl_fmt(tok, sizeof(tok), "delay_ms=%ld", delay_ms);
 	dl_assert_run(&r, log_count(r.err, kind, 1, tok) == 1,
 		      "expected one %s event", kind);
@@ -615,18 +615,13 @@ static void blackhole_connect(const char *loop)
 {
 	struct dl_result r;
 	struct dl_server *s;
-	long us;
 
 	dl_require_shim();
 	s = fsrv("echo", NULL);
-	fcli(&r, 1, DL_V(faults("blackhole=connect"),
-			 "DEADLINE_REQUEST_TIMEOUT=500ms"),
-	     loop, "connect", s, NULL);
-	need_tok(&r, "CONNECT ", "err=ETIMEDOUT");
-	us = num(&r, "CONNECT ", "us=");
-	dl_assert_run(&r, us >= 500000 && us <= (500 + f_slack()) * 1000,
-		      "connect ended after %ld us, expected the 500 ms "
-		      "deadline", us);
+	connect_timed(&r, loop, s,
+		      DL_V(faults("blackhole=connect"),
+			   "DEADLINE_REQUEST_TIMEOUT=500ms"),
+		      0, "ETIMEDOUT", 500);
 	dl_assert_run(&r, strstr(r.err, "event=deadline") &&
 		      strstr(r.err, "phase=request"),
 		      "the request deadline did not end it");

@@ -142,17 +142,30 @@ static DL_UNUSED struct dl_server *rw_server(const char *const *argv,
 	return s;
 }
 
-/* A TCP connection from the test process itself (never preloaded). */
-static DL_UNUSED int rw_connect(int port)
+/* A TCP connection to 127.0.0.1:port from the test process itself
+ * (never preloaded): the fd, or -1 with errno if connect() failed. */
+static DL_UNUSED int rw_try_connect(int port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), e;
 
 	a.sin_port = htons((uint16_t)port);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	cr_assert(fd >= 0, "socket: %s", strerror(errno));
-	cr_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0,
-		  "connect 127.0.0.1:%d: %s", port, strerror(errno));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+		return fd;
+	e = errno;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+/* The same, failing the test when connect() fails. */
+static DL_UNUSED int rw_connect(int port)
+{
+	int fd = rw_try_connect(port);
+
+	cr_assert(fd >= 0, "connect 127.0.0.1:%d: %s", port, strerror(errno));
 	return fd;
 }
 
