@@ -39,8 +39,9 @@ endif
 # Policy: plain C, no interposition; unit tests link it directly.
 CORE_MODS  := policy conn dlheap match conf names fault
 # Interposition layer and engine.
-SHIM_MODS  := real fdtab log engine inject wrap_socket wrap_io wrap_fd wrap_wait \
-              wrap_signal wrap_dns signals
+SHIM_MODS  := real fdtab log engine track connect io wait expire holds dns \
+              stats inject wrap_socket wrap_io wrap_fd wrap_wait wrap_signal \
+              wrap_dns signals
 
 CORE_OBJS  := $(CORE_MODS:%=$(BUILD)/obj/%.o)
 SHIM_OBJS  := $(SHIM_MODS:%=$(BUILD)/obj/%.o)

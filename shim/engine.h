@@ -21,6 +21,7 @@
 #include <sys/uio.h>
 #include <time.h>
 
+#include "clock.h"
 #include "fdtab.h"
 
 extern int engine_enabled_flag;
@@ -130,8 +131,6 @@ int engine_armed(void);
 /* engine_expire_due - tear down every connection whose deadline passed by
  * now; returns the earliest remaining deadline (ns), 0 if none. */
 int64_t engine_expire_due(int64_t now);
-
-int64_t engine_now(void);
 
 /* engine_next_due - a lower bound of the earliest pending deadline (ns),
  * 0 when none; no lock. */

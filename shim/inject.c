@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "clock.h"
 #include "fdtab.h"
 #include "log.h"
 #include "names.h"
@@ -123,7 +123,7 @@ int inject_load(const struct conf *file)
 	const char *source = "random";
 	int bad = 0;
 
-	I.t0 = engine_now();
+	I.t0 = clock_now();
 	conf_init(&I.specs);
 	if (specs && *specs) {
 		const char *err = 0;
@@ -382,7 +382,7 @@ int inject_attach(int fd, uint32_t gen, const struct conf_effective *rule,
 				       : next_conn_no(fc->rule_key[i],
 						      fc->host_hash);
 	}
-	fc->start = engine_now();
+	fc->start = clock_now();
 	fc->last_dir = 0;
 	__atomic_store_n(&fc->active, 1, __ATOMIC_RELEASE);
 	__atomic_fetch_add(&I.nactive, 1, __ATOMIC_RELAXED);
@@ -449,7 +449,7 @@ static struct fault_ctx ctx_of(const struct fault_conn *fc, int i,
 	x.op = op;
 	x.bytes = dir ? fc->bytes[dir] : fc->bytes[FDIR_UP] +
 					  fc->bytes[FDIR_DOWN];
-	x.elapsed_ms = (uint64_t)((engine_now() - fc->start) / 1000000);
+	x.elapsed_ms = (uint64_t)((clock_now() - fc->start) / 1000000);
 	return x;
 }
 
@@ -593,7 +593,7 @@ int inject_connecting(int fd)
 	if (!fc)
 		return 0;
 	r = fc->conn_forever || fc->fake ||
-	    (fc->conn_at && engine_now() < fc->conn_at);
+	    (fc->conn_at && clock_now() < fc->conn_at);
 	fc_unlock(fc);
 	return r;
 }
@@ -605,13 +605,13 @@ int inject_so_error(int fd, int *err)
 
 	if (!fc)
 		return 0;
-	if (fc->conn_err && !fc->conn_forever && engine_now() >= fc->conn_at) {
+	if (fc->conn_err && !fc->conn_forever && clock_now() >= fc->conn_at) {
 		*err = fc->conn_err;
 		fc->conn_err = 0;
 		fc->conn_at = 0;
 		r = 1;
 	} else if (fc->fake && (fc->conn_forever ||
-				engine_now() < fc->conn_at)) {
+				clock_now() < fc->conn_at)) {
 		*err = 0; /* still "connecting" */
 		r = 1;
 	}
@@ -996,7 +996,7 @@ void inject_io_done(int fd, int wrote, size_t n, int cut)
 
 	if (!fc)
 		return;
-	now = engine_now();
+	now = clock_now();
 	fc->bytes[dir] += n;
 	fc->op++;
 	fc->last_dir = dir;
@@ -1386,7 +1386,7 @@ int inject_dns(const char *node, const struct conf_effective *rule,
 		x.rule = m.rule_key[i];
 		x.host = h;
 		x.conn = lookup[i];
-		x.elapsed_ms = (uint64_t)((engine_now() - I.t0) / 1000000);
+		x.elapsed_ms = (uint64_t)((clock_now() - I.t0) / 1000000);
 		if (!fault_fires(s, FK_DNS, &x) || !fault_claim(s))
 			continue;
 		what = s->dns == FDNS_NXDOMAIN ? "nxdomain"

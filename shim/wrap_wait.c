@@ -76,7 +76,7 @@ static void note_poll_wait(const struct pollfd *fds, nfds_t n)
 
 	if (!engine_idle_watch())
 		return;
-	now = engine_now();
+	now = clock_now();
 	for (nfds_t i = 0; i < n; i++)
 		if (fds[i].fd >= 0 && (fds[i].events & (POLLIN | POLLOUT)))
 			engine_waiting_on(fds[i].fd, now);
@@ -90,7 +90,7 @@ static void note_select_wait(int nfds, const fd_set *r, const fd_set *w)
 		return;
 	if (nfds > FD_SETSIZE)
 		nfds = FD_SETSIZE;
-	now = engine_now();
+	now = clock_now();
 	for (int fd = 0; fd < nfds; fd++)
 		if ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)))
 			engine_waiting_on(fd, now);
@@ -102,7 +102,7 @@ static void note_select_wait(int nfds, const fd_set *r, const fd_set *w)
 static int poll_sliced(struct pollfd *fds, nfds_t n, int64_t app_ns,
 		       const sigset_t *mask)
 {
-	int64_t now = engine_now();
+	int64_t now = clock_now();
 	int64_t app_end = app_ns >= 0 ? now + app_ns : 0;
 
 	for (;;) {
@@ -112,7 +112,7 @@ static int poll_sliced(struct pollfd *fds, nfds_t n, int64_t app_ns,
 
 		if (r != 0)
 			return r;
-		now = engine_now();
+		now = clock_now();
 		if (app_ns >= 0 && now >= app_end) {
 			struct timespec zero = { 0, 0 };
 			return overdue(now) ? REAL(ppoll)(fds, n, &zero, mask) : 0;
@@ -161,7 +161,7 @@ static int poll_faulted(struct pollfd *fds, nfds_t n, int64_t app_ns,
 {
 	struct pollfd small[32], *cp = small;
 	uint32_t hsmall[32], *hm = hsmall;
-	int64_t now = engine_now();
+	int64_t now = clock_now();
 	int64_t app_end = app_ns >= 0 ? now + app_ns : 0;
 	int r;
 
@@ -188,7 +188,7 @@ static int poll_faulted(struct pollfd *fds, nfds_t n, int64_t app_ns,
 				mask);
 		if (r < 0)
 			break;
-		now = engine_now();
+		now = clock_now();
 		r = 0;
 		for (nfds_t i = 0; i < n; i++) {
 			uint32_t rev = (uint16_t)cp[i].revents;
@@ -223,7 +223,7 @@ static int select_faulted(int nfds, fd_set *r, fd_set *w, fd_set *e,
 			  int64_t *left_ns)
 {
 	struct pollfd *pf;
-	int64_t start = engine_now();
+	int64_t start = clock_now();
 	nfds_t n = 0;
 	int res;
 
@@ -272,7 +272,7 @@ static int select_faulted(int nfds, fd_set *r, fd_set *w, fd_set *e,
 	}
 	free(pf);
 	if (left_ns) {
-		int64_t now = engine_now();
+		int64_t now = clock_now();
 		*left_ns = app_ns >= 0 && start + app_ns > now
 				   ? start + app_ns - now : 0;
 	}
@@ -376,7 +376,7 @@ static int select_sliced(int nfds, fd_set *r, fd_set *w, fd_set *e,
 			 int64_t app_ns, const sigset_t *mask,
 			 int64_t *left_ns)
 {
-	int64_t now = engine_now();
+	int64_t now = clock_now();
 	int64_t app_end = app_ns >= 0 ? now + app_ns : 0;
 	struct fdsets saved;
 	int res;
@@ -387,7 +387,7 @@ static int select_sliced(int nfds, fd_set *r, fd_set *w, fd_set *e,
 
 		res = REAL(pselect)(nfds, r, w, e,
 				    ns_ts(slice_ns(app_end, now), &ts), mask);
-		now = engine_now();
+		now = clock_now();
 		if (res != 0)
 			break;
 		if (app_ns >= 0 && now >= app_end) {
@@ -483,7 +483,7 @@ static int epoll_slice(int epfd, struct epoll_event *ev, int max,
 static int epoll_sliced(int epfd, struct epoll_event *ev, int max,
 			int64_t app_ns, const sigset_t *mask)
 {
-	int64_t now = engine_now();
+	int64_t now = clock_now();
 	int64_t app_end = app_ns >= 0 ? now + app_ns : 0;
 
 	for (;;) {
@@ -491,7 +491,7 @@ static int epoll_sliced(int epfd, struct epoll_event *ev, int max,
 
 		if (r != 0)
 			return r;
-		now = engine_now();
+		now = clock_now();
 		if (app_ns >= 0 && now >= app_end)
 			return overdue(now) ? epoll_slice(epfd, ev, max, 0, mask)
 					    : 0;
@@ -504,7 +504,7 @@ static int epoll_sliced(int epfd, struct epoll_event *ev, int max,
 static int epoll_faulted(int epfd, struct epoll_event *ev, int max,
 			 int64_t app_ns, const sigset_t *mask)
 {
-	int64_t now = engine_now();
+	int64_t now = clock_now();
 	int64_t app_end = app_ns >= 0 ? now + app_ns : 0;
 
 	for (;;) {
@@ -515,7 +515,7 @@ static int epoll_faulted(int epfd, struct epoll_event *ev, int max,
 
 		if (r < 0)
 			return r;
-		now = engine_now();
+		now = clock_now();
 		if (r > 0 && (r = inject_epoll_filter(epfd, ev, r, now, &next)))
 			return r;
 		if (app_ns >= 0 && now >= app_end)

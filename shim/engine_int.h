@@ -1,0 +1,219 @@
+/* engine_int.h - what the engine's files share with each other; the
+ * wrappers see only engine.h.
+ *
+ * The engine is split by concern, one file each:
+ *   engine.c   state, start-up (configuration, environment), fork handlers,
+ *              which rule applies to a peer
+ *   track.c    which fds are tracked: socket, accept, dup, close, flags,
+ *              socket options, close_range
+ *   connect.c  connect(): the connect deadline, retries with back-off
+ *   io.c       the read/write families: attempts, turns, injected faults
+ *   wait.c     the shim's private waits (one per blocked call)
+ *   expire.c   the deadline heap, expiry and teardown
+ *   holds.c    files the shim keeps open for the program: orphaned calls,
+ *              deferred (slow) closes
+ *   dns.c      name learning, getaddrinfo's dns_timeout, dns faults
+ *   stats.c    DEADLINE_STATS counters
+ *
+ * Locking: E.lk guards the deadline heap, the orphan and deferred-close
+ * tables and the private-set registry, and serialises teardown against
+ * close().  Nothing else is locked; per-fd state is in fdtab (atomics).
+ */
+#ifndef DL_ENGINE_INT_H
+#define DL_ENGINE_INT_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "clock.h"
+#include "conf.h"
+#include "dlheap.h"
+#include "engine.h"
+#include "names.h"
+#include "policy.h"
+
+/* ---- engine.c: shared state ------------------------------------------ */
+
+/* Counters per rule for DEADLINE_STATS. */
+struct rule_stats {
+	uint64_t conns, expiries[DL_PH_COUNT], retries, bytes_in, bytes_out;
+};
+
+struct engine_state {
+	int init_state; /* 0 none, 1 running, 2 done */
+	struct conf conf;
+	/* What each rule resolves to: [0] no rule matched, [i] rule i. */
+	struct conf_effective *eff;
+	struct rule_stats *stats;
+	size_t neff;
+	const char *stats_path;
+	int have_file; /* DEADLINE_CONFIG was given */
+	int any_idle; /* some rule has an idle limit */
+	pthread_mutex_t lk;
+	struct dlheap heap;
+	size_t armed; /* heap.n, readable without lk */
+	int64_t next_key; /* the heap's top key, 0 if empty; without lk */
+	pthread_key_t tls_key;
+	int tls_key_ok;
+};
+
+extern struct engine_state E;
+
+/* Before init, and after a bad configuration: no deadlines at all. */
+extern struct conf_effective engine_eff_none;
+
+static inline const struct conf_effective *eff_of(const struct dl_conn *c)
+{
+	uint16_t r = CONN_LOAD(c->rule);
+
+	return r < E.neff ? &E.eff[r] : &engine_eff_none;
+}
+
+static inline const struct dl_limits *limits_of(const struct dl_conn *c)
+{
+	return &eff_of(c)->limits;
+}
+
+/* The errno a call on c's expired connection fails with. */
+static inline int xerrno_of(const struct dl_conn *c)
+{
+	return eff_of(c)->err ? eff_of(c)->err : ETIMEDOUT;
+}
+
+/* engine_rule_for - the rule for a connection of fd to/from addr (inbound:
+ * accepted), by host name learnt, address, port and direction; 0 = none
+ * matched.  errno may change. */
+uint16_t engine_rule_for(int fd, const struct sockaddr *addr, socklen_t len,
+			 int inbound);
+/* engine_faults_attach - fault state for fd under rule when some fault
+ * group applies (probe_only: only say whether one would).  Returns 1 if
+ * fd has (or would have) fault state. */
+int engine_faults_attach(int fd, struct dl_conn *c, uint16_t rule,
+			 const struct sockaddr *addr, socklen_t len,
+			 int inbound, int probe_only);
+/* engine_rule_active - does anything (limits, connect retries) apply? */
+int engine_rule_active(uint16_t rule);
+
+/* ---- stats.c --------------------------------------------------------- */
+
+extern struct rule_stats stats_sink;
+
+static inline void stats_count(uint64_t *ctr, uint64_t n)
+{
+	if (E.stats_path)
+		__atomic_fetch_add(ctr, n, __ATOMIC_RELAXED);
+}
+
+static inline struct rule_stats *stats_of(const struct dl_conn *c)
+{
+	uint16_t r = CONN_LOAD(c->rule);
+
+	return E.stats && r < E.neff ? &E.stats[r] : &stats_sink;
+}
+
+/* ---- wait.c: the private waits ---------------------------------------- */
+
+enum wait_result {
+	W_READY = 0,
+	W_EXPIRED, /* torn down; errno is the expiry errno */
+	W_APP_TIMEOUT, /* the program's own SO_RCVTIMEO/SO_SNDTIMEO */
+	W_INTR,
+	W_ERROR, /* errno set */
+	W_ORPHANED, /* the program closed the fd meanwhile (see holds.c) */
+};
+
+/* Private epoll sets: one per thread, registered so that fork and the
+ * program's close-everything calls can find them (under E.lk). */
+#define MAX_PRIVATE 1024
+extern int private_fds[MAX_PRIVATE];
+extern int private_dead[MAX_PRIVATE]; /* the program closed that number */
+extern int private_hi; /* slots in use are below this */
+
+/* What the calling thread's waits keep between calls. */
+struct tl_wait {
+	int epfd;
+	int slot;
+	uint64_t reg_tag; /* fd | gen << 32 of the live registration */
+	uint32_t last_events; /* what the last private wait reported */
+	int hold_fd, hold_of; /* an orphaned call of this thread: its hold,
+			       * and the program's fd it stands for */
+	int reg_fd;
+	uint32_t reg_events;
+	int64_t fault_wake; /* a timed fault is due then: end waits by it */
+};
+
+extern __thread struct tl_wait wait_tl __attribute__((tls_model("initial-exec")));
+
+/* wait_private - wait for events on fd, bounded by c's deadlines and by
+ * app_ms (the program's own socket timeout, 0 = none). */
+enum wait_result wait_private(int fd, struct dl_conn *c, uint32_t events,
+			      uint32_t app_ms);
+/* wait_until - wait until t (INT64_MAX: until a deadline ends it) without
+ * events: an injected delay, bounded likewise. */
+enum wait_result wait_until(int fd, struct dl_conn *c, int64_t t,
+			    uint32_t app_ms);
+/* wait_release - drop a thread's private set (thread exit, stale set). */
+void wait_release(struct tl_wait *t);
+/* wait_forget_fd - the program closed or replaced fd: if it was one of
+ * the shim's own, never use that number again. */
+void wait_forget_fd(int fd);
+/* wait_destructor - pthread key destructor for the thread's set. */
+void wait_destructor(void *p);
+/* wait_atfork_child - the child drops the parent's sets. */
+void wait_atfork_child(void);
+
+/* ---- expire.c: the deadline heap and teardown ----------------------- */
+
+/* What one expiry reports in its log line. */
+struct expiry {
+	int fd;
+	enum dl_phase ph;
+	uint32_t limit_ms;
+	int64_t elapsed_ns;
+	const char *rule;
+	char addr[INET6_ADDRSTRLEN];
+	char host[NAMES_NAME_MAX + 1]; /* the name resolved, else addr */
+	int port;
+};
+
+/* Caller holds E.lk: publish the heap's top and size for lock-free readers. */
+void expire_heap_sync_locked(void);
+/* File c under its earliest deadline (or take it out when none). */
+void expire_refile(int fd, struct dl_conn *c);
+/* Re-file c only if its earliest deadline moved earlier than `before`. */
+void expire_refile_if_earlier(int fd, struct dl_conn *c, int64_t before);
+/* The program waits on fd now (any kind of wait): idle starts. */
+void expire_arm_idle(int fd, struct dl_conn *c, int64_t now);
+/* Expire fd now if its deadline passed; 1 if it is (now or already)
+ * expired. */
+int expire_one(int fd, struct dl_conn *c, int64_t now);
+/* The program's call on an expired fd: 1 with errno set to fail it, 0 if
+ * the number no longer holds the torn-down socket (pass it through). */
+int expire_fail(int fd, struct dl_conn *c);
+/* The peer of fd as text, for log lines. */
+void expire_describe_peer(int fd, struct expiry *x);
+/* expire_atfork_child - the child keeps no heap of its own (see there). */
+void expire_atfork_child(void);
+
+/* ---- holds.c: files kept open for the program ------------------------- */
+
+/* Caller holds E.lk: keep fd's file alive for the waiters of (c, gen). */
+void holds_orphan_add_locked(int fd, struct dl_conn *c, uint32_t gen,
+			     const struct dl_conn *snap);
+/* Take over the hold for (c, gen) and the deadlines it carried; -1 if
+ * none. */
+int holds_orphan_take(struct dl_conn *c, uint32_t gen, struct dl_conn *snap);
+/* holds_atfork_child - the parent's reaper owns the deferred closes. */
+void holds_atfork_child(void);
+
+/* ---- track.c ---------------------------------------------------------- */
+
+/* Does the program see fd as non-blocking?  *flp: the file's flags. */
+int track_app_nonblocking(int fd, struct dl_conn *c, int *flp);
+/* Is fd a TCP socket over IPv4/IPv6? */
+int track_sock_is_tcp(int fd);
+/* fd's inode number, 0 if unknown. */
+uint64_t track_inode_of(int fd);
+
+#endif

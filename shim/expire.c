@@ -1,0 +1,369 @@
+/* expire.c - the deadline heap, expiry and teardown.
+ *
+ * Every tracked connection with a deadline armed is filed in one heap
+ * under its earliest deadline (a lower bound: a deadline that moved later
+ * is corrected when it reaches the top).  Expiry aborts the connection
+ * (connect(AF_UNSPEC): RST, fd stays valid, every waiter wakes; or
+ * shutdown: FIN), takes it out of the private set, marks it so that every
+ * later call fails with the expiry errno, and logs one line.  The shim
+ * never closes a program's fd.  Heap and teardown under E.lk; the log
+ * line is written after the lock is released.
+ */
+#include "engine_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include "inject.h"
+#include "log.h"
+#include "real.h"
+
+/* ------------------------------------------------------------------------
+ * The deadline heap
+ */
+
+void expire_heap_sync_locked(void)
+{
+	const struct dlheap_node *top = dlheap_top(&E.heap);
+
+	__atomic_store_n(&E.next_key, top ? top->key : 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&E.armed, E.heap.n, __ATOMIC_RELEASE);
+}
+
+/* File c under its earliest deadline (or take it out when none). */
+void expire_refile(int fd, struct dl_conn *c)
+{
+	int64_t dl = conn_deadline(c, 0);
+
+	pthread_mutex_lock(&E.lk);
+	if (!dl)
+		dlheap_remove(&E.heap, c);
+	else if (dlheap_update(&E.heap, c, fd, dl) < 0)
+		dl_log_warn("out of memory for the deadline heap; fd %d is "
+			    "only bounded in blocking calls", fd);
+	expire_heap_sync_locked();
+	pthread_mutex_unlock(&E.lk);
+}
+
+/* Re-file c only if its earliest deadline moved earlier than `before` (the
+ * earliest before the change): its heap key is a lower bound of `before`,
+ * hence of anything later, so most changes take no lock. */
+void expire_refile_if_earlier(int fd, struct dl_conn *c, int64_t before)
+{
+	int64_t after = conn_deadline(c, 0);
+
+	if (after && (!before || after < before))
+		expire_refile(fd, c);
+}
+
+/* The program waits on fd now (any kind of wait): idle starts. */
+void expire_arm_idle(int fd, struct dl_conn *c, int64_t now)
+{
+	int64_t before = conn_deadline(c, 0);
+
+	if (conn_on_wait(c, limits_of(c), now))
+		expire_refile_if_earlier(fd, c, before);
+}
+
+/* The program is about to wait on fd in its own poll/select: an idle
+ * deadline starts now unless one is running. */
+void engine_waiting_on(int fd, int64_t now)
+{
+	struct dl_conn *c = fdtab_tracked(fd);
+
+	if (c && !(conn_state(c) & CONN_EXPIRED))
+		expire_arm_idle(fd, c, now);
+}
+
+/* The program registered fd in (or removed it from) one of its epoll
+ * sets: while registered it is waited on by every epoll_wait, so idle runs
+ * from the last byte that moved. */
+void engine_on_epoll_ctl(int op, int fd)
+{
+	struct dl_conn *c = fdtab_tracked(fd);
+	int saved = errno;
+
+	if (!c)
+		return;
+	if (op == EPOLL_CTL_DEL) {
+		__atomic_fetch_and(&c->st, ~(uint32_t)CONN_EPOLLED,
+				   __ATOMIC_ACQ_REL);
+		return;
+	}
+	__atomic_fetch_or(&c->st, CONN_EPOLLED, __ATOMIC_ACQ_REL);
+	engine_waiting_on(fd, clock_now());
+	errno = saved;
+}
+
+int engine_idle_watch(void)
+{
+	return E.any_idle;
+}
+
+int64_t engine_next_due(void)
+{
+	return __atomic_load_n(&E.next_key, __ATOMIC_ACQUIRE);
+}
+
+int engine_armed(void)
+{
+	return __atomic_load_n(&E.armed, __ATOMIC_ACQUIRE) != 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Expiry
+ */
+
+
+/* The peer as text (address, name the program resolved, port). */
+void expire_describe_peer(int fd, struct expiry *x)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct dl_peer *p = fdtab_peer(fd);
+	char *host = x->addr;
+	size_t hlen = sizeof(x->addr);
+	int *port = &x->port;
+
+	*port = 0;
+	snprintf(host, hlen, "-");
+	snprintf(x->host, sizeof(x->host), "-");
+	/* The address connect() was given; else ask while still connected. */
+	if (p && p->addr.sin6_family)
+		memcpy(&ss, &p->addr, sizeof(p->addr));
+	else if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &a->sin_addr, host, (socklen_t)hlen);
+		*port = ntohs(a->sin_port);
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, (socklen_t)hlen);
+		*port = ntohs(a->sin6_port);
+	}
+	if (!names_lookup((struct sockaddr *)&ss, x->host, sizeof(x->host)))
+		snprintf(x->host, sizeof(x->host), "%s", x->addr);
+}
+
+
+/* Abort fd's connection.  Caller holds lk and has marked c expired.
+ * Returns 0, or -1 when the number no longer holds the tracked socket. */
+static int teardown_locked(int fd, struct dl_conn *c, struct expiry *x)
+{
+	struct sockaddr unspec = { .sa_family = AF_UNSPEC };
+
+	uint64_t ino = CONN_LOAD(c->ino);
+
+	if (ino && track_inode_of(fd) != ino)
+		return -1;
+	expire_describe_peer(fd, x);
+	if (eff_of(c)->teardown == CONF_TEARDOWN_CLOSE)
+		REAL(shutdown)(fd, SHUT_RDWR);
+	else
+		REAL(connect)(fd, &unspec, sizeof(unspec));
+	/* Leave the private set of this thread; other threads' waits wake up
+	 * (the socket now reports HUP|ERR) and leave theirs. */
+	if (wait_tl.reg_fd == fd) {
+		if (wait_tl.epfd >= 0)
+			REAL(epoll_ctl)(wait_tl.epfd, EPOLL_CTL_DEL, fd, 0);
+		wait_tl.reg_fd = -1;
+		wait_tl.reg_tag = 0;
+	}
+	return 0;
+}
+
+static void log_expiry(const struct expiry *x)
+{
+	const struct dl_field f[] = {
+		{ "event", "deadline", 0 },
+		{ "fd", 0, x->fd },
+		{ "host", x->host, 0 },
+		{ "addr", x->addr, 0 },
+		{ "port", 0, x->port },
+		{ "rule", x->rule, 0 },
+		{ "phase", policy_phase_name(x->ph), 0 },
+		{ "limit_ms", 0, x->limit_ms },
+		{ "elapsed_ms", 0, x->elapsed_ns / 1000000 },
+	};
+
+	dl_log_fields(f, (int)(sizeof(f) / sizeof(f[0])));
+}
+
+/* If the connect phase is due but the handshake in fact completed (an
+ * event-loop program has not touched the socket since), it is met. */
+static int connect_done(int fd, struct dl_conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (inject_on && inject_connecting(fd))
+		return 0; /* the program does not see it connected yet */
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return 0;
+	conn_connected(c);
+	return 1;
+}
+
+/* Expire c if its deadline passed by now.  Caller holds lk.  Returns 1 and
+ * fills x when it tore the connection down. */
+static int expire_locked(int fd, struct dl_conn *c, int64_t now,
+			 struct expiry *x)
+{
+	enum dl_phase ph;
+	int64_t dl;
+
+	for (;;) {
+		dl = conn_deadline(c, &ph);
+		if (!dl) {
+			dlheap_remove(&E.heap, c);
+			expire_heap_sync_locked();
+			return 0;
+		}
+		if (dl > now) {
+			if (c->heap_idx >= 0)
+				dlheap_update(&E.heap, c, fd, dl);
+			return 0;
+		}
+		if (ph == DL_PH_CONNECT && connect_done(fd, c))
+			continue;
+		break;
+	}
+	dlheap_remove(&E.heap, c);
+	expire_heap_sync_locked();
+	if (!conn_expire(c, ph))
+		return 0; /* another thread got there first */
+	/* An orphaned call waits on the shim's hold: name the program's fd. */
+	x->fd = fd == wait_tl.hold_fd ? wait_tl.hold_of : fd;
+	x->ph = ph;
+	x->limit_ms = limits_of(c)->ms[ph];
+	x->rule = eff_of(c)->rule_name;
+	stats_count(&stats_of(c)->expiries[ph], 1);
+	x->elapsed_ns = now - (dl - (int64_t)x->limit_ms * 1000000ll);
+	if (teardown_locked(fd, c, x) < 0) {
+		fdtab_reset(c);
+		return 0;
+	}
+	return 1;
+}
+
+int64_t engine_expire_due(int64_t now)
+{
+	struct expiry xs[16];
+	int nx = 0, more = 1;
+	int64_t next = __atomic_load_n(&E.next_key, __ATOMIC_ACQUIRE);
+
+	/* Nothing due yet (the top key is a lower bound): no lock. */
+	if (next > now || (!next && !engine_armed()))
+		return next;
+
+	while (more) {
+		more = 0;
+		pthread_mutex_lock(&E.lk);
+		for (;;) {
+			const struct dlheap_node *top = dlheap_top(&E.heap);
+			struct dl_conn *c;
+			int fd;
+			int64_t dl;
+
+			if (!top) {
+				next = 0;
+				break;
+			}
+			if (top->key > now) {
+				next = top->key;
+				break;
+			}
+			c = top->c;
+			fd = top->fd;
+			dl = conn_deadline(c, 0);
+			if (!dl) {
+				dlheap_remove(&E.heap, c);
+				/* A deadline armed meanwhile by a thread that
+				 * saw c filed must not be lost. */
+				__atomic_thread_fence(__ATOMIC_SEQ_CST);
+				if ((dl = conn_deadline(c, 0)))
+					dlheap_update(&E.heap, c, fd, dl);
+				continue;
+			}
+			if (dl != top->key) {
+				/* The key was a lower bound (the deadline moved
+				 * later): file it exactly first, so that what
+				 * expires in one pass goes in deadline order. */
+				dlheap_update(&E.heap, c, fd, dl);
+				continue;
+			}
+			if (nx == 16) {
+				more = 1;
+				break;
+			}
+			/* Leaves c expired, out of the heap, or re-filed. */
+			if (expire_locked(fd, c, now, &xs[nx]))
+				nx++;
+		}
+		expire_heap_sync_locked();
+		pthread_mutex_unlock(&E.lk);
+		for (int i = 0; i < nx; i++)
+			log_expiry(&xs[i]);
+		nx = 0;
+	}
+	return next;
+}
+
+/* Expire fd now (the caller saw its deadline pass).  Returns 1 if it is
+ * (now or already) expired. */
+int expire_one(int fd, struct dl_conn *c, int64_t now)
+{
+	struct expiry x;
+	int done;
+
+	pthread_mutex_lock(&E.lk);
+	done = expire_locked(fd, c, now, &x);
+	pthread_mutex_unlock(&E.lk);
+	if (done)
+		log_expiry(&x);
+	return (conn_state(c) & CONN_EXPIRED) != 0;
+}
+
+/* The call the program made on an expired fd.  Verifies the number still
+ * holds the torn-down socket (glibc may have closed it internally, e.g.
+ * fclose on an fdopen'd socket) before failing. */
+int expire_fail(int fd, struct dl_conn *c)
+{
+	int saved = errno;
+
+	uint64_t ino = CONN_LOAD(c->ino);
+
+	if (ino && track_inode_of(fd) != ino) {
+		engine_on_close(fd);
+		errno = saved;
+		return 0; /* stale: the caller passes the call through */
+	}
+	errno = xerrno_of(c);
+	return 1;
+}
+
+int engine_fail_expired(int fd)
+{
+	struct dl_conn *c = fdtab_tracked(fd);
+
+	return c && (conn_state(c) & CONN_EXPIRED) && expire_fail(fd, c);
+}
+
+/* The connections are shared with the parent, which may well meet the
+ * deadlines the child inherited: the child must not abort them from its
+ * stale heap while waiting on something else.  It keeps the deadlines, and
+ * enforces one only where it waits on that socket itself (its blocking
+ * call, or its own poll/select/epoll, which file the socket again) - as a
+ * forking daemon's child does.  Runs in the fork child with E.lk held. */
+void expire_atfork_child(void)
+{
+	for (size_t i = 0; i < E.heap.n; i++)
+		E.heap.v[i].c->heap_idx = -1;
+	E.heap.n = 0;
+	expire_heap_sync_locked();
+}

@@ -1,0 +1,426 @@
+/* io.c - the read and write families on a tracked socket.
+ *
+ * Reads and writes use MSG_DONTWAIT (the open file is never left
+ * O_NONBLOCK: stdio reads inside glibc, dups and children share it); when
+ * a blocking program's call would block, it waits in the private set for
+ * the remaining time and retries, keeping the kernel's semantics (a
+ * blocking write or MSG_WAITALL read moves everything, a partial transfer
+ * is reported like the kernel's).  Every byte that moves updates the
+ * connection's turns (first byte, idle, request).  Injected faults shape
+ * each attempt (io_fault_step).
+ */
+#include "engine_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "inject.h"
+#include "real.h"
+
+/* ------------------------------------------------------------------------
+ * Reads and writes
+ */
+
+static int is_write_op(enum dl_op op)
+{
+	return op >= OP_WRITE;
+}
+
+/* The call exactly as the program made it. */
+static ssize_t io_real(int fd, const struct dl_io *io)
+{
+	switch (io->op) {
+	case OP_READ:
+		return REAL(read)(fd, io->buf, io->len);
+	case OP_READV:
+		return REAL(readv)(fd, io->iov, io->iovcnt);
+	case OP_RECV:
+		return REAL(recv)(fd, io->buf, io->len, io->flags);
+	case OP_RECVFROM:
+		return REAL(recvfrom)(fd, io->buf, io->len, io->flags, io->from,
+				      io->fromlen);
+	case OP_RECVMSG:
+		return REAL(recvmsg)(fd, io->msg, io->flags);
+	case OP_WRITE:
+		return REAL(write)(fd, io->buf, io->len);
+	case OP_WRITEV:
+		return REAL(writev)(fd, io->iov, io->iovcnt);
+	case OP_SEND:
+		return REAL(send)(fd, io->buf, io->len, io->flags);
+	case OP_SENDTO:
+		return REAL(sendto)(fd, io->buf, io->len, io->flags, io->to,
+				    io->tolen);
+	case OP_SENDMSG:
+		return REAL(sendmsg)(fd, io->msg, io->flags);
+	}
+	errno = EINVAL;
+	return -1;
+}
+
+/* One non-blocking attempt, skipping the first `done` bytes (a blocking
+ * write or MSG_WAITALL read resumes where the last attempt stopped) and
+ * moving at most cap bytes (an injected slice or bandwidth limit). */
+static ssize_t io_attempt(int fd, const struct dl_io *io, size_t done,
+			  size_t cap)
+{
+	int fl = io->flags | MSG_DONTWAIT;
+	struct msghdr m;
+	struct iovec small[8], *iv = small;
+	const struct iovec *src;
+	int cnt, first = done == 0;
+	size_t n = io->len - done < cap ? io->len - done : cap;
+	ssize_t r;
+
+	switch (io->op) {
+	case OP_READ:
+		return REAL(recv)(fd, (char *)io->buf + done, n, MSG_DONTWAIT);
+	case OP_RECV:
+		return REAL(recv)(fd, (char *)io->buf + done, n, fl);
+	case OP_RECVFROM:
+		return REAL(recvfrom)(fd, (char *)io->buf + done, n, fl, io->from,
+				      io->fromlen);
+	case OP_WRITE:
+		return REAL(send)(fd, (const char *)io->buf + done, n,
+				  MSG_DONTWAIT);
+	case OP_SEND:
+		return REAL(send)(fd, (const char *)io->buf + done, n, fl);
+	case OP_SENDTO:
+		return REAL(sendto)(fd, (const char *)io->buf + done, n, fl,
+				    io->to, io->tolen);
+	case OP_READV:
+	case OP_WRITEV:
+		memset(&m, 0, sizeof(m));
+		src = io->iov;
+		cnt = io->iovcnt;
+		fl = MSG_DONTWAIT;
+		break;
+	case OP_RECVMSG:
+	case OP_SENDMSG:
+		m = *io->msg;
+		src = m.msg_iov;
+		cnt = (int)m.msg_iovlen;
+		if (done) { /* ancillary data went with the first part */
+			m.msg_control = 0;
+			m.msg_controllen = 0;
+		}
+		break;
+	default:
+		errno = EINVAL;
+		return -1;
+	}
+	if (done || cap != (size_t)-1) {
+		/* Skip what was transferred already; keep at most cap. */
+		size_t left = cap;
+
+		while (cnt > 0 && done >= src->iov_len) {
+			done -= src->iov_len;
+			src++;
+			cnt--;
+		}
+		if (cnt > (int)(sizeof(small) / sizeof(small[0]))) {
+			iv = malloc((size_t)cnt * sizeof(*iv));
+			if (!iv)
+				return -1;
+		}
+		for (int i = 0; i < cnt; i++)
+			iv[i] = src[i];
+		if (cnt) {
+			iv[0].iov_base = (char *)iv[0].iov_base + done;
+			iv[0].iov_len -= done;
+		}
+		for (int i = 0; i < cnt; i++) {
+			if (iv[i].iov_len >= left) {
+				iv[i].iov_len = left;
+				cnt = i + 1;
+				break;
+			}
+			left -= iv[i].iov_len;
+		}
+		src = iv;
+	}
+	m.msg_iov = (struct iovec *)src;
+	m.msg_iovlen = (size_t)cnt;
+	if (is_write_op(io->op))
+		r = REAL(sendmsg)(fd, &m, fl);
+	else {
+		r = REAL(recvmsg)(fd, &m, fl);
+		if (io->op == OP_RECVMSG && r >= 0 && first) {
+			io->msg->msg_flags = m.msg_flags;
+			io->msg->msg_namelen = m.msg_namelen;
+			io->msg->msg_controllen = m.msg_controllen;
+		}
+	}
+	if (iv != small) {
+		int e = errno;
+		free(iv);
+		errno = e;
+	}
+	return r;
+}
+
+static size_t io_total(const struct dl_io *io)
+{
+	const struct iovec *v;
+	size_t n, t = 0;
+
+	switch (io->op) {
+	case OP_READV:
+	case OP_WRITEV:
+		v = io->iov;
+		n = io->iovcnt > 0 ? (size_t)io->iovcnt : 0;
+		break;
+	case OP_RECVMSG:
+	case OP_SENDMSG:
+		v = io->msg->msg_iov;
+		n = io->msg->msg_iovlen;
+		break;
+	default:
+		return io->len;
+	}
+	for (size_t i = 0; i < n; i++)
+		t += v[i].iov_len;
+	return t;
+}
+
+static void note_moved(int fd, struct dl_conn *c, int wrote, ssize_t n)
+{
+	if (n > 0)
+		stats_count(wrote ? &stats_of(c)->bytes_out : &stats_of(c)->bytes_in,
+		      (uint64_t)n);
+	int64_t before = conn_deadline(c, 0);
+	int earlier = wrote ? conn_on_write(c, limits_of(c), n, clock_now)
+			    : conn_on_read(c, limits_of(c), n, clock_now);
+
+	if (earlier)
+		expire_refile_if_earlier(fd, c, before);
+}
+
+/* Ask the injector about the next attempt of a faulted call.  Returns 1
+ * to go on (with *cap, *swallow, *sliced set), 0 when the loop should ask
+ * again (after a wait), -1 when the call ends with *rp (errno set). */
+static int io_fault_step(int *fdp, struct dl_conn *c, struct dl_io *io,
+			 int blocking, size_t done, size_t *cap, int *swallow,
+			 int *sliced, ssize_t *rp)
+{
+	int fd = *fdp, wrote = is_write_op(io->op);
+	uint32_t app_ms = wrote ? CONN_LOAD(c->sndtimeo_ms)
+				: CONN_LOAD(c->rcvtimeo_ms);
+	struct inj_plan p;
+	enum wait_result w;
+
+	switch (inject_io(fd, wrote, blocking, clock_now(), &p)) {
+	case INJ_GO:
+		*cap = (io->flags & MSG_PEEK) ? p.peek_cap : p.cap;
+		*swallow = p.swallow;
+		*sliced = (io->flags & MSG_PEEK) ? 0 : p.sliced;
+		wait_tl.fault_wake = p.wake;
+		return 1;
+	case INJ_FAIL:
+		if (done) {
+			*rp = (ssize_t)done;
+			return -1;
+		}
+		errno = p.err;
+		*rp = -1;
+		return -1;
+	case INJ_EOF:
+		*rp = (ssize_t)done;
+		return -1;
+	case INJ_WAIT:
+		break;
+	}
+	if (!blocking) {
+		/* An event loop: its poll/epoll will not see the fd ready
+		 * before the fault allows. */
+		expire_arm_idle(fd, c, clock_now());
+		if (done) {
+			*rp = (ssize_t)done;
+			return -1;
+		}
+		errno = EAGAIN;
+		*rp = -1;
+		return -1;
+	}
+	if (p.until == 0) {
+		wait_tl.fault_wake = p.wake;
+		w = wait_private(fd, c, EPOLLIN, app_ms);
+		wait_tl.fault_wake = 0;
+	} else {
+		w = wait_until(fd, c, p.until, app_ms);
+	}
+	switch (w) {
+	case W_READY:
+		return 0;
+	case W_EXPIRED:
+		*rp = -1;
+		return -1;
+	case W_APP_TIMEOUT:
+		errno = EAGAIN;
+		break;
+	case W_INTR:
+		errno = EINTR;
+		break;
+	case W_ORPHANED:
+		errno = EBADF;
+		break;
+	case W_ERROR:
+		break;
+	}
+	*rp = done ? (ssize_t)done : -1;
+	return -1;
+}
+
+ssize_t engine_io(int fd, struct dl_io *io)
+{
+	struct dl_conn *c = fdtab_tracked(fd);
+	struct dl_conn orphan_conn; /* deadlines of an orphaned call */
+	int wrote = is_write_op(io->op);
+	size_t want = 0, done = 0;
+	int keep_going; /* blocking semantics: all of it (writes, WAITALL) */
+	int saved = errno, hold = -1, faulted, blocking = 0;
+	ssize_t r;
+
+	if (!c)
+		return io_real(fd, io);
+	if ((conn_state(c) & CONN_EXPIRED)) {
+		if (expire_fail(fd, c))
+			return -1;
+		return io_real(fd, io);
+	}
+	faulted = inject_on && inject_has(fd, conn_gen(c));
+	/* Nothing can fire during this call: the real call, untouched. */
+	if (!faulted && !conn_deadline(c, 0) &&
+	    !limits_of(c)->ms[DL_PH_IDLE]) {
+		r = io_real(fd, io);
+		if (r > 0) {
+			int e = errno;
+			note_moved(fd, c, wrote, r);
+			errno = e;
+		}
+		return r;
+	}
+	keep_going = wrote || ((io->flags & MSG_WAITALL) &&
+			       (io->op == OP_RECV || io->op == OP_RECVFROM ||
+				io->op == OP_RECVMSG));
+	if ((conn_state(c) & (CONN_NONBLOCK | CONN_NBKNOWN | CONN_SHARED)) ==
+	    (CONN_NONBLOCK | CONN_NBKNOWN))
+		keep_going = 0; /* an event loop takes partial transfers */
+	if (keep_going || faulted)
+		want = io_total(io);
+	if (faulted)
+		blocking = !(io->flags & MSG_DONTWAIT) &&
+			   !track_app_nonblocking(fd, c, 0);
+
+	/* A blocking program reading right after it wrote is waiting for an
+	 * answer that is rarely there yet: wait first, skip a doomed try. */
+	if (!faulted && !wrote && !(io->flags & (MSG_DONTWAIT | MSG_PEEK)) &&
+	    (conn_state(c) & (CONN_TURN_WROTE | CONN_NBKNOWN | CONN_NONBLOCK |
+			      CONN_SHARED | CONN_EXPIRED)) ==
+		    (CONN_TURN_WROTE | CONN_NBKNOWN))
+		goto wait;
+	for (;;) {
+		enum wait_result w;
+		size_t cap = (size_t)-1;
+		int swallow = 0, sliced = 0;
+
+		if (faulted && hold < 0) {
+			int k = io_fault_step(&fd, c, io, blocking, done, &cap,
+					      &swallow, &sliced, &r);
+			if (k < 0)
+				goto out;
+			if (k == 0)
+				continue;
+		}
+		if (swallow) /* blackholed: the bytes vanish */
+			r = (ssize_t)(want - done < cap ? want - done : cap);
+		else
+			r = io_attempt(fd, io, done, cap);
+		if (r >= 0) {
+			note_moved(fd, c, wrote, r);
+			if (faulted && r > 0 && hold < 0 &&
+			    !(io->flags & MSG_PEEK))
+				inject_io_done(fd, wrote, (size_t)r,
+					       cap != (size_t)-1 &&
+						       (size_t)r == cap &&
+						       cap < want - done);
+			done += (size_t)r;
+			if (!keep_going || r == 0 || done >= want || sliced ||
+			    (io->flags & MSG_DONTWAIT))
+				break;
+			continue;
+		}
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			if (errno == ENOTSOCK) { /* number reused behind us */
+				engine_on_close(fd);
+				errno = saved;
+				return io_real(fd, io);
+			}
+			if (done)
+				break;
+			r = -1;
+			goto out;
+		}
+		if ((io->flags & MSG_DONTWAIT) || track_app_nonblocking(fd, c, 0)) {
+			/* An event loop will wait for this fd: idle runs. */
+			expire_arm_idle(fd, c, clock_now());
+			if (done)
+				break;
+			errno = EAGAIN;
+			r = -1;
+			goto out;
+		}
+wait:
+		{
+			uint32_t gen = conn_gen(c);
+
+			w = wait_private(fd, c, wrote ? EPOLLOUT : EPOLLIN,
+					 wrote ? CONN_LOAD(c->sndtimeo_ms)
+					       : CONN_LOAD(c->rcvtimeo_ms));
+			if (w == W_ORPHANED && hold < 0) {
+				/* Carry on with the file the call holds. */
+				hold = holds_orphan_take(c, gen, &orphan_conn);
+				if (hold < 0) {
+					errno = EBADF;
+					r = -1;
+					goto out;
+				}
+				wait_tl.hold_fd = hold;
+				wait_tl.hold_of = fd;
+				fd = hold;
+				c = &orphan_conn;
+				continue;
+			}
+		}
+		if (w == W_READY)
+			continue;
+		r = -1;
+		if (w == W_EXPIRED)
+			goto out;
+		if (done)
+			break; /* partial transfer: report it, like the kernel */
+		if (w == W_APP_TIMEOUT)
+			errno = EAGAIN;
+		else if (w == W_INTR)
+			errno = EINTR;
+		goto out;
+	}
+	errno = saved;
+	r = (ssize_t)done;
+out:
+	wait_tl.fault_wake = 0;
+	if (hold >= 0) {
+		/* The call returns: its reference to the file goes, and with
+		 * it the registrations the close left in our set. */
+		int e = errno;
+		REAL(close)(hold);
+		wait_tl.hold_fd = -1;
+		wait_release(&wait_tl);
+		errno = e;
+	}
+	return r;
+}
