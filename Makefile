@@ -37,7 +37,8 @@ HARDEN   := -fstack-protector-strong
 endif
 
 # Policy: plain C, no interposition; unit tests link it directly.
-CORE_MODS  := policy conn dlheap match conf names fault
+CORE_MODS  := policy conn dlheap match conf_load conf_parse conf_faults \
+              conf_check conf_rules names fault
 # Interposition layer and engine.
 SHIM_MODS  := real fdtab log engine track connect io wait expire holds dns \
               stats inject wrap_socket wrap_io wrap_fd wrap_wait wrap_signal \
@@ -135,7 +136,9 @@ FUZZ_SECONDS ?= 30
 FUZZ_CC    ?= clang
 FUZZ_NAMES := fuzz_conf fuzz_parsers
 FUZZ_BINS  := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%)
-CORE_SRCS  := shim/policy.c shim/conf.c shim/match.c shim/fault.c
+CORE_SRCS  := shim/policy.c shim/conf_load.c shim/conf_parse.c \
+              shim/conf_faults.c shim/conf_check.c shim/conf_rules.c \
+              shim/match.c shim/fault.c
 
 $(RW_BIN): $(RW_SRCS) tests/realworld/rw.h tests/integration/harness.h | $(BUILD)/tests
 	$(CC) $(BASE_CFLAGS) -Wno-missing-prototypes -Itests/integration -o $@ \

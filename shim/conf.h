@@ -19,6 +19,9 @@
  * The `faults` key (one group, or a list of groups) is parsed into
  * struct fault_spec (fault.h), checked like everything else, and picked
  * whole: a rule's faults replace the defaults' faults.
+ *
+ * Implemented by conf_load.c, conf_parse.c, conf_faults.c, conf_check.c
+ * and conf_rules.c; conf_int.h says which does what.
  */
 #ifndef DL_CONF_H
 #define DL_CONF_H
@@ -26,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "fault.h"
 #include "match.h"
@@ -163,6 +167,17 @@ int conf_load_mem(struct conf *c, const char *data, size_t len,
 
 /* conf_free - release everything c owns and leave it conf_init()ed. */
 void conf_free(struct conf *c);
+
+/* conf_set_io - the read and close conf_load uses on the file it opens.
+ * The defaults are libc's read and close, by their plain names; inside
+ * libdeadline.so those names resolve to the shim's own exported wrappers,
+ * so the shim passes its real-function pointers here instead.  NULL for
+ * either restores its default.  Call it before the loads it should affect
+ * (the shim: once, at start-up).  It is not a data race with a load
+ * running meanwhile, but that load may still use the old functions.
+ * Does not touch errno.
+ */
+void conf_set_io(ssize_t (*rd)(int, void *, size_t), int (*cl)(int));
 
 /* conf_apply_env_overrides - fold process-wide limits (from
  * policy_limits_from_env) into defaults and into every rule, so that they

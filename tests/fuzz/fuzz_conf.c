@@ -10,7 +10,8 @@
  * A broken promise is a crash (__builtin_trap), so libFuzzer keeps the input.
  *
  * Built by `make fuzz` with clang -fsanitize=fuzzer,address,undefined
- * against shim/conf.c, shim/match.c, shim/policy.c and -lconfig.
+ * against the core sources (CORE_SRCS: shim/conf_*.c, shim/match.c,
+ * shim/policy.c, shim/fault.c) and -lconfig.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -52,21 +52,6 @@ struct conn {
 	const char *end;
 };
 
-static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
-
-__attribute__((format(printf, 1, 2)))
-static void say(const char *fmt, ...)
-{
-	va_list ap;
-
-	pthread_mutex_lock(&out_lock);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	fflush(stdout);
-	pthread_mutex_unlock(&out_lock);
-}
-
 static void note(struct conn *c, const char *how)
 {
 	if (!c->end) {
@@ -208,10 +193,10 @@ static void *conn_thread(void *arg)
 	serve_fn(c);
 	if (!c->end)
 		note(c, "done");
-	say("END conn=%u how=%s bytes=%llu sent=%llu accept_ns=%llu "
-	    "first_ns=%llu end_ns=%llu\n", c->id, c->end, c->got, c->sent,
-	    (unsigned long long)c->t_accept, (unsigned long long)c->t_first,
-	    (unsigned long long)c->t_end);
+	hp_say("END conn=%u how=%s bytes=%llu sent=%llu accept_ns=%llu "
+	       "first_ns=%llu end_ns=%llu\n", c->id, c->end, c->got, c->sent,
+	       (unsigned long long)c->t_accept, (unsigned long long)c->t_first,
+	       (unsigned long long)c->t_end);
 	close(c->fd);
 	free(c);
 	return NULL;

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -131,6 +132,30 @@ static inline char *hp_unescape(const char *s, size_t *len)
 	out[n] = '\0';
 	*len = n;
 	return out;
+}
+
+/* ------------------------------------------------------------------ */
+/* Output                                                              */
+/* ------------------------------------------------------------------ */
+
+/* printf to stdout and flush, under a lock, so that the lines of
+ * concurrent threads never interleave and the test reading the pipe sees
+ * each line as soon as it is printed.  The lock is one per program (each
+ * helper is one file).  Not for a forked child, which may inherit the lock
+ * or stdio's own held by another thread: echod, whose children print,
+ * keeps its own say() that makes one write(2) per line. */
+__attribute__((format(printf, 1, 2)))
+static inline void hp_say(const char *fmt, ...)
+{
+	static pthread_mutex_t hp_say_lock = PTHREAD_MUTEX_INITIALIZER;
+	va_list ap;
+
+	pthread_mutex_lock(&hp_say_lock);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	fflush(stdout);
+	pthread_mutex_unlock(&hp_say_lock);
 }
 
 /* ------------------------------------------------------------------ */

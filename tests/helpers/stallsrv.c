@@ -59,21 +59,6 @@ struct conn {
 	const char *end;	/* first teardown seen, NULL while alive */
 };
 
-static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
-
-__attribute__((format(printf, 1, 2)))
-static void say(const char *fmt, ...)
-{
-	va_list ap;
-
-	pthread_mutex_lock(&out_lock);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	fflush(stdout);
-	pthread_mutex_unlock(&out_lock);
-}
-
 /* ------------------------------------------------------------------ */
 /* Per-connection I/O that records how the peer ended the connection   */
 /* ------------------------------------------------------------------ */
@@ -176,9 +161,9 @@ static void conn_finish(struct conn *c)
 	if (opt.report) {
 		uint64_t t = c->end ? c->t_end : hp_now_ns();
 
-		say("END %s conn=%u after_ms=%llu\n", c->end ? c->end : "done",
-		    c->id,
-		    (unsigned long long)((t - c->t_accept) / 1000000u));
+		hp_say("END %s conn=%u after_ms=%llu\n",
+		       c->end ? c->end : "done", c->id,
+		       (unsigned long long)((t - c->t_accept) / 1000000u));
 	}
 	close(c->fd);
 	free(c);
@@ -571,7 +556,7 @@ int main(int argc, char **argv)
 		c->id = ++next_id;
 		c->t_accept = hp_now_ns();
 		if (opt.report)
-			say("ACCEPT %u\n", c->id);
+			hp_say("ACCEPT %u\n", c->id);
 		if (pthread_create(&t, &attr, conn_thread, c) != 0) {
 			close(fd);
 			free(c);

@@ -116,24 +116,10 @@ static atomic_long max_late;
 static atomic_long timeouts_expected;
 static atomic_int failures_printed;
 static atomic_int done_flag;
-static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                       */
 /* ------------------------------------------------------------------ */
-
-__attribute__((format(printf, 1, 2)))
-static void say(const char *fmt, ...)
-{
-	va_list ap;
-
-	pthread_mutex_lock(&out_lock);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	fflush(stdout);
-	pthread_mutex_unlock(&out_lock);
-}
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -736,8 +722,8 @@ static void *worker_main(void *p)
 			atomic_fetch_add(&n_fail_errno[k][r.err > 0 && r.err < 134
 							       ? r.err : 0], 1);
 			if (atomic_fetch_add(&failures_printed, 1) < 40)
-				say("FAIL conn=%ld thread=%d kind=%s: %s\n", n,
-				    w->id, kind_name[k], r.why);
+				hp_say("FAIL conn=%ld thread=%d kind=%s: %s\n",
+				       n, w->id, kind_name[k], r.why);
 		}
 	}
 	atomic_store(&w->conn, -1);
@@ -805,8 +791,8 @@ static void dump_task_syscalls(pid_t pid, const char *who)
 			fclose(f);
 		}
 		sc[strcspn(sc, "\n")] = '\0';
-		say("STUCK %s pid=%d tid=%s syscall=[%s] wchan=%s\n", who,
-		    (int)pid, e->d_name, sc, wchan);
+		hp_say("STUCK %s pid=%d tid=%s syscall=[%s] wchan=%s\n", who,
+		       (int)pid, e->d_name, sc, wchan);
 	}
 	closedir(d);
 }
@@ -824,7 +810,7 @@ static void *forker_main(void *p)
 		hp_sleep_ms(rng_range(&rng, 50, 400));
 		pid = fork();
 		if (pid < 0) {
-			say("FAIL fork: %s\n", strerror(errno));
+			hp_say("FAIL fork: %s\n", strerror(errno));
 			atomic_fetch_add(&fork_fail, 1);
 			continue;
 		}
@@ -837,8 +823,8 @@ static void *forker_main(void *p)
 			if (w == pid)
 				break;
 			if (hp_now_ns() > end) {
-				say("FAIL fork child %d still running after 15 s\n",
-				    (int)pid);
+				hp_say("FAIL fork child %d still running after 15 s\n",
+				       (int)pid);
 				dump_task_syscalls(pid, "fork-child");
 				kill(pid, SIGKILL);
 				waitpid(pid, &st, 0);
@@ -854,9 +840,9 @@ static void *forker_main(void *p)
 			atomic_fetch_add(&fork_ok, 1);
 		} else {
 			atomic_fetch_add(&fork_fail, 1);
-			say("FAIL fork child %d: %s %d\n", (int)pid,
-			    WIFEXITED(st) ? "exit" : "signal",
-			    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+			hp_say("FAIL fork child %d: %s %d\n", (int)pid,
+			       WIFEXITED(st) ? "exit" : "signal",
+			       WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
 		}
 	}
 	return NULL;
@@ -902,17 +888,18 @@ static void *watchdog_main(void *p)
 	(void)p;
 	while (!atomic_load(&done_flag)) {
 		if (hp_now_ns() > end) {
-			say("WATCHDOG: not done after %ld s\n", opt.watchdog);
+			hp_say("WATCHDOG: not done after %ld s\n",
+			       opt.watchdog);
 			for (int i = 0; i < opt.threads; i++) {
 				long c = atomic_load(&workers[i].conn);
 
 				if (c >= 0)
-					say("WATCHDOG worker=%d tid=%d conn=%ld kind=%s\n",
-					    i, (int)workers[i].tid, c,
-					    kind_name[atomic_load(&workers[i].kind)]);
+					hp_say("WATCHDOG worker=%d tid=%d conn=%ld kind=%s\n",
+					       i, (int)workers[i].tid, c,
+					       kind_name[atomic_load(&workers[i].kind)]);
 			}
 			dump_task_syscalls(getpid(), "self");
-			say("STRESS FAILED watchdog\n");
+			hp_say("STRESS FAILED watchdog\n");
 			_exit(3);
 		}
 		hp_sleep_ms(100);
@@ -1031,21 +1018,21 @@ int main(int argc, char **argv)
 	for (int k = 0; k < K_COUNT; k++) {
 		long o = atomic_load(&n_ok[k]), f = atomic_load(&n_fail[k]);
 
-		say("KIND %s ok=%ld fail=%ld\n", kind_name[k], o, f);
+		hp_say("KIND %s ok=%ld fail=%ld\n", kind_name[k], o, f);
 		for (int e = 0; e < 134; e++)
 			if (atomic_load(&n_fail_errno[k][e]))
-				say("FAILS kind=%s errno=%s n=%ld\n", kind_name[k],
-				    e ? hp_errname(e) : "(other)",
-				    atomic_load(&n_fail_errno[k][e]));
+				hp_say("FAILS kind=%s errno=%s n=%ld\n", kind_name[k],
+				       e ? hp_errname(e) : "(other)",
+				       atomic_load(&n_fail_errno[k][e]));
 		ok += o;
 		fail += f;
 	}
-	say("VICTIMS closed_while_blocked=%ld left_alone=%ld\n",
-	    atomic_load(&v_closed), atomic_load(&v_not_closed));
-	say("FORKS ok=%ld fail=%ld hung=%ld\n", atomic_load(&fork_ok),
-	    atomic_load(&fork_fail), atomic_load(&fork_hung));
-	say("TIMEOUTS expected=%ld max_late_ms=%ld\n",
-	    atomic_load(&timeouts_expected), atomic_load(&max_late));
+	hp_say("VICTIMS closed_while_blocked=%ld left_alone=%ld\n",
+	       atomic_load(&v_closed), atomic_load(&v_not_closed));
+	hp_say("FORKS ok=%ld fail=%ld hung=%ld\n", atomic_load(&fork_ok),
+	       atomic_load(&fork_fail), atomic_load(&fork_hung));
+	hp_say("TIMEOUTS expected=%ld max_late_ms=%ld\n",
+	       atomic_load(&timeouts_expected), atomic_load(&max_late));
 
 	nafter = list_fds(after, MAX_FDS);
 	for (int i = 0, j = 0; i < nafter || j < nbefore;) {
@@ -1056,11 +1043,11 @@ int main(int argc, char **argv)
 			snprintf(link, sizeof(link), "/proc/self/fd/%d", after[i]);
 			n = readlink(link, target, sizeof(target) - 1);
 			target[n > 0 ? n : 1] = '\0';
-			say("FDLEAK fd=%d -> %s\n", after[i], target);
+			hp_say("FDLEAK fd=%d -> %s\n", after[i], target);
 			bad = 1;
 			i++;
 		} else if (j < nbefore && (i >= nafter || before[j] < after[i])) {
-			say("FDGONE fd=%d\n", before[j]);
+			hp_say("FDGONE fd=%d\n", before[j]);
 			bad = 1;
 			j++;
 		} else {
@@ -1068,11 +1055,11 @@ int main(int argc, char **argv)
 			j++;
 		}
 	}
-	say("FDS before=%d after=%d\n", nbefore, nafter);
+	hp_say("FDS before=%d after=%d\n", nbefore, nafter);
 	if (fail || atomic_load(&fork_fail) || atomic_load(&fork_hung))
 		bad = 1;
-	say("STRESS %s conns=%ld ok=%ld fail=%ld threads=%d ms=%ld\n",
-	    bad ? "FAILED" : "OK", opt.conns, ok, fail, opt.threads,
-	    hp_ms_since(t0));
+	hp_say("STRESS %s conns=%ld ok=%ld fail=%ld threads=%d ms=%ld\n",
+	       bad ? "FAILED" : "OK", opt.conns, ok, fail, opt.threads,
+	       hp_ms_since(t0));
 	return bad;
 }

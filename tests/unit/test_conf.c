@@ -1,4 +1,4 @@
-/* test_conf.c - configuration loading, errors and matching (shim/conf.c).
+/* test_conf.c - configuration loading, errors and matching (shim/conf_*.c).
  *
  * Bad-config fixtures live in tests/fixtures/conf/, each starting with
  * "# expect: LINE: message" comments; shipped configs in config/.  Paths
