@@ -43,7 +43,7 @@ struct dl_conn {
 	_Atomic uint32_t gw;
 	int32_t heap_idx;      /* position in the deadline heap, -1 if absent */
 	uint16_t rule;         /* index of the limits in force */
-	uint16_t pad;
+	uint16_t nb_epoch;     /* track.c: fork epoch when O_NONBLOCK was learnt */
 	_Atomic int64_t dl[DL_PH_COUNT]; /* absolute deadlines, ns; 0 = off */
 	uint64_t ino;          /* socket inode, to recognise a reused number */
 	uint32_t rcvtimeo_ms;  /* the program's SO_RCVTIMEO, 0 = none */

@@ -15,7 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/epoll.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "inject.h"
@@ -36,13 +36,13 @@ static int connect_wait(int fd, struct dl_conn *c)
 		struct dl_conn snap;
 		int hold;
 
-		switch (wait_private(fd, c, EPOLLOUT,
+		switch (wait_private(fd, c, POLLOUT,
 				     CONN_LOAD(c->sndtimeo_ms))) {
 		case W_ORPHANED:
 			/* Closed during its own connect: nothing to finish. */
 			hold = holds_orphan_take(c, gen, &snap);
 			if (hold >= 0)
-				REAL(close)(hold);
+				holds_close(hold);
 			errno = EBADF;
 			return -1;
 		case W_READY:
@@ -58,9 +58,9 @@ static int connect_wait(int fd, struct dl_conn *c)
 		case W_ERROR:
 			return -1;
 		}
-		/* A connecting socket reports EPOLLOUT alone once the
+		/* A connecting socket reports POLLOUT alone once the
 		 * handshake succeeded; a failure comes with ERR/HUP. */
-		if (wait_tl.last_events & (EPOLLERR | EPOLLHUP)) {
+		if (dl_self.last_events & (POLLERR | POLLHUP)) {
 			if (REAL(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &err,
 					     &el) < 0)
 				return -1;
@@ -230,6 +230,7 @@ int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	int fl = -1, r, e, saved = errno, faulted = 0;
 	uint16_t rule;
 
+	dl_self.intr = 0; /* only a handler deferred during this call counts */
 	if ((st & CONN_EXPIRED) && expire_fail(fd, c))
 		return -1;
 	if (!addr || len < sizeof(sa_family_t) ||

@@ -20,14 +20,38 @@
  * Name resolution
  */
 
+/* names_learn* answered r: the first time the table had to drop a name
+ * (full, or out of memory), say so once. */
+static void note_learnt(int r)
+{
+	static int warned;
+
+	if (r <= NAMES_LEARNT ||
+	    __atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+		return;
+	if (r == NAMES_EVICTED)
+		dl_log_warn("the table of resolved host names is full (%zu "
+			    "addresses, at most %d): the least recently used "
+			    "are forgotten, and host rules no longer apply to "
+			    "connections to them (reported once)",
+			    names_count(), NAMES_MAX_ADDRS);
+	else
+		dl_log_warn("out of memory for the table of resolved host "
+			    "names: host rules do not apply to connections "
+			    "to the addresses not learnt (reported once)");
+}
+
 void engine_learn_addrinfo(const char *name, const struct addrinfo *res)
 {
 	int saved = errno;
 
-	for (const struct addrinfo *ai = res; ai; ai = ai->ai_next)
-		if (ai->ai_addr && (ai->ai_family == AF_INET ||
-				    ai->ai_family == AF_INET6))
-			names_learn(name, ai->ai_addr);
+	/* A numeric lookup teaches nothing (names_learn also refuses
+	 * literals): the address keeps the name it was resolved under. */
+	if (name && !names_is_literal(name))
+		for (const struct addrinfo *ai = res; ai; ai = ai->ai_next)
+			if (ai->ai_addr && (ai->ai_family == AF_INET ||
+					    ai->ai_family == AF_INET6))
+				note_learnt(names_learn(name, ai->ai_addr));
 	errno = saved;
 }
 
@@ -51,9 +75,10 @@ void engine_learn_hostent(const char *name, const struct hostent *h)
 		} else {
 			continue;
 		}
-		names_learn(name, (struct sockaddr *)&ss);
-		if (h->h_name && strcmp(h->h_name, name) != 0)
-			names_learn(h->h_name, (struct sockaddr *)&ss);
+		/* The name asked for (an alias) wins, as with getaddrinfo;
+		 * the canonical h_name only names an address still nameless. */
+		note_learnt(names_learn_resolved(name, h->h_name,
+					    (struct sockaddr *)&ss));
 	}
 	errno = saved;
 }
@@ -93,7 +118,8 @@ static void *gai_thread(void *p)
 	int rc = REAL(getaddrinfo)(j->node, j->service,
 				   j->has_hints ? &j->hints : 0, &j->res);
 
-	if (rc == 0)
+	if (rc == 0 &&
+	    !(j->has_hints && (j->hints.ai_flags & AI_NUMERICHOST)))
 		engine_learn_addrinfo(j->node, j->res);
 	pthread_mutex_lock(&j->m);
 	j->rc = rc;

@@ -106,22 +106,32 @@ static const char *env_get(const char *name)
 	return secure_getenv(name);
 }
 
+static void fork_epoch_bump(void)
+{
+	__atomic_fetch_add(&track_fork_epoch, 1, __ATOMIC_RELAXED);
+}
+
 static void atfork_prepare(void)
 {
-	pthread_mutex_lock(&E.lk);
+	engine_lock();
+	names_fork_prepare();
 }
 
 static void atfork_parent(void)
 {
-	pthread_mutex_unlock(&E.lk);
+	fork_epoch_bump();
+	names_fork_release();
+	engine_unlock();
 }
 
 static void atfork_child(void)
 {
-	wait_atfork_child();
+	__atomic_store_n(&self_pid, getpid(), __ATOMIC_RELAXED);
+	fork_epoch_bump();
 	holds_atfork_child();
 	expire_atfork_child();
-	pthread_mutex_unlock(&E.lk);
+	names_fork_release();
+	engine_unlock();
 }
 
 static int config_load(void);
@@ -138,8 +148,10 @@ void engine_init(void)
 		return;
 	}
 	dl_real_bind();
+	__atomic_store_n(&self_pid, getpid(), __ATOMIC_RELAXED);
+	/* The configuration reader's own I/O must not come back here. */
+	conf_set_io(REAL(read), REAL(close));
 	dl_log_init();
-	E.tls_key_ok = pthread_key_create(&E.tls_key, wait_destructor) == 0;
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	__atomic_store_n(&E.init_state, 2, __ATOMIC_RELEASE);
 	__atomic_store_n(&engine_enabled_flag, config_load() ? 1 : 0,

@@ -23,6 +23,7 @@
 
 #include "clock.h"
 #include "fdtab.h"
+#include "self.h"
 
 extern int engine_enabled_flag;
 
@@ -30,17 +31,31 @@ extern int engine_enabled_flag;
  * fork handlers.  Idempotent, thread-safe, callable before constructors. */
 void engine_init(void);
 
-/* engine_enabled - nonzero when some deadline is configured.  Triggers
- * initialisation on first use, so wrappers work before the constructor. */
+/* engine_enabled - nonzero when some deadline is configured and the
+ * calling thread may use the engine (not a vfork child: see self.h).
+ * Triggers initialisation on first use, so wrappers work before the
+ * constructor. */
 static inline int engine_enabled(void)
 {
 	int v = __atomic_load_n(&engine_enabled_flag, __ATOMIC_ACQUIRE);
+
+	if (__builtin_expect(self_outside(), 0))
+		return 0;
 
 	if (__builtin_expect(v < 0, 0)) {
 		engine_init();
 		v = __atomic_load_n(&engine_enabled_flag, __ATOMIC_ACQUIRE);
 	}
 	return v > 0;
+}
+
+/* engine_tracked - the entry for fd if deadlines apply to it and the
+ * calling thread may use the engine, else NULL: the wrappers' gate. */
+static inline struct dl_conn *engine_tracked(int fd)
+{
+	struct dl_conn *c = fdtab_tracked(fd);
+
+	return c && !self_outside() ? c : 0;
 }
 
 /* --- fd lifecycle ------------------------------------------------------ */
@@ -60,6 +75,13 @@ void engine_on_close(int fd);
  * returns at once and the shim keeps the socket open that long (the peer
  * sees the FIN late), so an event loop is not put to sleep. */
 void engine_slow_close(int fd, uint32_t ms);
+/* engine_own_fd - 1 if fd is one of the shim's own descriptors (a hold,
+ * the log file): the program never had that number, so its close() of it
+ * fails with EBADF as natively.  Lock-free. */
+int engine_own_fd(int fd);
+/* engine_evict_fd - the program is about to take number fd (dup2/dup3
+ * target): if the shim has a descriptor there, it moves elsewhere first. */
+void engine_evict_fd(int fd);
 /* close_range/closefrom without CLOSE_RANGE_CLOEXEC: forget [lo, hi]
  * and close it, sparing the shim's own fds.  Returns the real result. */
 int engine_close_range(unsigned lo, unsigned hi, int flags);

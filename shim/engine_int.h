@@ -8,16 +8,16 @@
  *              socket options, close_range
  *   connect.c  connect(): the connect deadline, retries with back-off
  *   io.c       the read/write families: attempts, turns, injected faults
- *   wait.c     the shim's private waits (one per blocked call)
+ *   wait.c     the shim's private waits (one ppoll per blocked call)
  *   expire.c   the deadline heap, expiry and teardown
- *   holds.c    files the shim keeps open for the program: orphaned calls,
- *              deferred (slow) closes
+ *   holds.c    the shim's own descriptors: files kept open for orphaned
+ *              calls and deferred (slow) closes, high, CLOEXEC, spared
  *   dns.c      name learning, getaddrinfo's dns_timeout, dns faults
  *   stats.c    DEADLINE_STATS counters
  *
  * Locking: E.lk guards the deadline heap, the orphan and deferred-close
- * tables and the private-set registry, and serialises teardown against
- * close().  Nothing else is locked; per-fd state is in fdtab (atomics).
+ * tables and the registry of own descriptors, and serialises teardown
+ * against close().  Nothing else is locked; per-fd state is in fdtab (atomics).
  */
 #ifndef DL_ENGINE_INT_H
 #define DL_ENGINE_INT_H
@@ -32,6 +32,8 @@
 #include "engine.h"
 #include "names.h"
 #include "policy.h"
+#include "self.h"
+#include "signals.h"
 
 /* ---- engine.c: shared state ------------------------------------------ */
 
@@ -54,11 +56,22 @@ struct engine_state {
 	struct dlheap heap;
 	size_t armed; /* heap.n, readable without lk */
 	int64_t next_key; /* the heap's top key, 0 if empty; without lk */
-	pthread_key_t tls_key;
-	int tls_key_ok;
 };
 
 extern struct engine_state E;
+
+/* engine_lock / engine_unlock - E.lk, counted in the thread's state so
+ * that a signal arriving meanwhile is deferred (signals.h) instead of
+ * re-entering the shim under the lock. */
+static inline void engine_lock(void)
+{
+	self_lock(&E.lk);
+}
+
+static inline void engine_unlock(void)
+{
+	self_unlock(&E.lk);
+}
 
 /* Before init, and after a bad configuration: no deadlines at all. */
 extern struct conf_effective engine_eff_none;
@@ -123,27 +136,6 @@ enum wait_result {
 	W_ORPHANED, /* the program closed the fd meanwhile (see holds.c) */
 };
 
-/* Private epoll sets: one per thread, registered so that fork and the
- * program's close-everything calls can find them (under E.lk). */
-#define MAX_PRIVATE 1024
-extern int private_fds[MAX_PRIVATE];
-extern int private_dead[MAX_PRIVATE]; /* the program closed that number */
-extern int private_hi; /* slots in use are below this */
-
-/* What the calling thread's waits keep between calls. */
-struct tl_wait {
-	int epfd;
-	int slot;
-	uint64_t reg_tag; /* fd | gen << 32 of the live registration */
-	uint32_t last_events; /* what the last private wait reported */
-	int hold_fd, hold_of; /* an orphaned call of this thread: its hold,
-			       * and the program's fd it stands for */
-	int reg_fd;
-	uint32_t reg_events;
-	int64_t fault_wake; /* a timed fault is due then: end waits by it */
-};
-
-extern __thread struct tl_wait wait_tl __attribute__((tls_model("initial-exec")));
 
 /* wait_private - wait for events on fd, bounded by c's deadlines and by
  * app_ms (the program's own socket timeout, 0 = none). */
@@ -153,15 +145,6 @@ enum wait_result wait_private(int fd, struct dl_conn *c, uint32_t events,
  * events: an injected delay, bounded likewise. */
 enum wait_result wait_until(int fd, struct dl_conn *c, int64_t t,
 			    uint32_t app_ms);
-/* wait_release - drop a thread's private set (thread exit, stale set). */
-void wait_release(struct tl_wait *t);
-/* wait_forget_fd - the program closed or replaced fd: if it was one of
- * the shim's own, never use that number again. */
-void wait_forget_fd(int fd);
-/* wait_destructor - pthread key destructor for the thread's set. */
-void wait_destructor(void *p);
-/* wait_atfork_child - the child drops the parent's sets. */
-void wait_atfork_child(void);
 
 /* ---- expire.c: the deadline heap and teardown ----------------------- */
 
@@ -191,6 +174,11 @@ int expire_one(int fd, struct dl_conn *c, int64_t now);
 /* The program's call on an expired fd: 1 with errno set to fail it, 0 if
  * the number no longer holds the torn-down socket (pass it through). */
 int expire_fail(int fd, struct dl_conn *c);
+/* expire_adopt - fd's connection was torn down through another number
+ * or by another process (its socket carries the shim's teardown mark):
+ * c becomes expired too, and 1 is returned with errno the expiry errno;
+ * else 0, errno untouched.  One getsockopt. */
+int expire_adopt(int fd, struct dl_conn *c);
 /* The peer of fd as text, for log lines. */
 void expire_describe_peer(int fd, struct expiry *x);
 /* expire_atfork_child - the child keeps no heap of its own (see there). */
@@ -204,10 +192,39 @@ void holds_orphan_add_locked(int fd, struct dl_conn *c, uint32_t gen,
 /* Take over the hold for (c, gen) and the deadlines it carried; -1 if
  * none. */
 int holds_orphan_take(struct dl_conn *c, uint32_t gen, struct dl_conn *snap);
-/* holds_atfork_child - the parent's reaper owns the deferred closes. */
+/* holds_close - close an own descriptor (an orphan's hold, once taken). */
+void holds_close(int h);
+#define HOLDS_MAX 512 /* own descriptors at most */
+
+/* holds_list - the own descriptors now (for close_range to spare); at
+ * most cap of them into out.  Returns how many. */
+int holds_list(int *out, int cap);
+/* holds_atfork_child - the child closes the own descriptors it inherited. */
 void holds_atfork_child(void);
 
 /* ---- track.c ---------------------------------------------------------- */
+
+/* Bumped at every fork, in parent and child.  O_NONBLOCK lives on the
+ * open file, which a fork shares: what the shim learnt of it before may
+ * be changed by the other process at any time since. */
+extern uint16_t track_fork_epoch;
+
+/* track_shared - nonzero when c's open file may be used through another
+ * number or by another process (dup, fork): then nothing cached about
+ * the file is trusted.  An entry from before a fork becomes shared. */
+static inline int track_shared(struct dl_conn *c)
+{
+	uint32_t st = conn_state(c);
+
+	if (__builtin_expect(CONN_LOAD(c->nb_epoch) !=
+				     __atomic_load_n(&track_fork_epoch,
+						     __ATOMIC_RELAXED) &&
+			     !(st & CONN_SHARED), 0)) {
+		__atomic_fetch_or(&c->st, CONN_SHARED, __ATOMIC_ACQ_REL);
+		return 1;
+	}
+	return (st & CONN_SHARED) != 0;
+}
 
 /* Does the program see fd as non-blocking?  *flp: the file's flags. */
 int track_app_nonblocking(int fd, struct dl_conn *c, int *flp);

@@ -11,6 +11,8 @@
  */
 #include "engine_int.h"
 
+#include <netinet/tcp.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -21,6 +23,10 @@
 #include "inject.h"
 #include "log.h"
 #include "real.h"
+
+/* The mark a torn-down socket carries: a TCP_NOTSENT_LOWAT no program
+ * sets, harmless on a connection that sends nothing more. */
+#define EXPIRE_MARK 0x7dead1e5
 
 /* ------------------------------------------------------------------------
  * The deadline heap
@@ -39,14 +45,14 @@ void expire_refile(int fd, struct dl_conn *c)
 {
 	int64_t dl = conn_deadline(c, 0);
 
-	pthread_mutex_lock(&E.lk);
+	engine_lock();
 	if (!dl)
 		dlheap_remove(&E.heap, c);
 	else if (dlheap_update(&E.heap, c, fd, dl) < 0)
 		dl_log_warn("out of memory for the deadline heap; fd %d is "
 			    "only bounded in blocking calls", fd);
 	expire_heap_sync_locked();
-	pthread_mutex_unlock(&E.lk);
+	engine_unlock();
 }
 
 /* Re-file c only if its earliest deadline moved earlier than `before` (the
@@ -162,18 +168,19 @@ static int teardown_locked(int fd, struct dl_conn *c, struct expiry *x)
 	if (ino && track_inode_of(fd) != ino)
 		return -1;
 	expire_describe_peer(fd, x);
+	/* Mark the socket, so that its other numbers and the processes
+	 * sharing it know it was the shim that ended it (expire_adopt). */
+	{
+		int mark = EXPIRE_MARK;
+		REAL(setsockopt)(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &mark,
+				 sizeof(mark));
+	}
 	if (eff_of(c)->teardown == CONF_TEARDOWN_CLOSE)
 		REAL(shutdown)(fd, SHUT_RDWR);
 	else
 		REAL(connect)(fd, &unspec, sizeof(unspec));
-	/* Leave the private set of this thread; other threads' waits wake up
-	 * (the socket now reports HUP|ERR) and leave theirs. */
-	if (wait_tl.reg_fd == fd) {
-		if (wait_tl.epfd >= 0)
-			REAL(epoll_ctl)(wait_tl.epfd, EPOLL_CTL_DEL, fd, 0);
-		wait_tl.reg_fd = -1;
-		wait_tl.reg_tag = 0;
-	}
+	/* Every thread waiting on the socket wakes (it now reports HUP|ERR)
+	 * and its wait ends with the expiry errno. */
 	return 0;
 }
 
@@ -238,7 +245,7 @@ static int expire_locked(int fd, struct dl_conn *c, int64_t now,
 	if (!conn_expire(c, ph))
 		return 0; /* another thread got there first */
 	/* An orphaned call waits on the shim's hold: name the program's fd. */
-	x->fd = fd == wait_tl.hold_fd ? wait_tl.hold_of : fd;
+	x->fd = fd == dl_self.hold_fd ? dl_self.hold_of : fd;
 	x->ph = ph;
 	x->limit_ms = limits_of(c)->ms[ph];
 	x->rule = eff_of(c)->rule_name;
@@ -263,7 +270,7 @@ int64_t engine_expire_due(int64_t now)
 
 	while (more) {
 		more = 0;
-		pthread_mutex_lock(&E.lk);
+		engine_lock();
 		for (;;) {
 			const struct dlheap_node *top = dlheap_top(&E.heap);
 			struct dl_conn *c;
@@ -306,7 +313,7 @@ int64_t engine_expire_due(int64_t now)
 				nx++;
 		}
 		expire_heap_sync_locked();
-		pthread_mutex_unlock(&E.lk);
+		engine_unlock();
 		for (int i = 0; i < nx; i++)
 			log_expiry(&xs[i]);
 		nx = 0;
@@ -321,9 +328,9 @@ int expire_one(int fd, struct dl_conn *c, int64_t now)
 	struct expiry x;
 	int done;
 
-	pthread_mutex_lock(&E.lk);
+	engine_lock();
 	done = expire_locked(fd, c, now, &x);
-	pthread_mutex_unlock(&E.lk);
+	engine_unlock();
 	if (done)
 		log_expiry(&x);
 	return (conn_state(c) & CONN_EXPIRED) != 0;
@@ -332,6 +339,21 @@ int expire_one(int fd, struct dl_conn *c, int64_t now)
 /* The call the program made on an expired fd.  Verifies the number still
  * holds the torn-down socket (glibc may have closed it internally, e.g.
  * fclose on an fdopen'd socket) before failing. */
+int expire_adopt(int fd, struct dl_conn *c)
+{
+	int v = 0, saved = errno;
+	socklen_t l = sizeof(v);
+
+	if (REAL(getsockopt)(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, &l) < 0 ||
+	    v != EXPIRE_MARK) {
+		errno = saved;
+		return 0;
+	}
+	conn_expire(c, DL_PH_REQUEST);
+	errno = xerrno_of(c);
+	return 1;
+}
+
 int expire_fail(int fd, struct dl_conn *c)
 {
 	int saved = errno;

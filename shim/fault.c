@@ -1,6 +1,8 @@
 /* fault.c - fault injection decisions (see fault.h). */
 #include "fault.h"
 
+#include "conf.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -84,6 +86,118 @@ uint64_t fault_hash(const char *s)
 		h *= 1099511628211ull;
 	}
 	return h;
+}
+
+/* ------------------------------------------------------------ group keys */
+
+/* The three ranges of fault.h, disjoint over the whole index domain. */
+_Static_assert(FAULT_KEY_SPEC_BASE > 0 &&
+		       FAULT_KEY_SPEC_BASE + FAULT_KEY_INDEX_MAX <
+			       FAULT_KEY_FILE_HIGH + FAULT_KEY_SPEC_BASE,
+	       "spec keys overlap the keys of file rules >= 1000");
+_Static_assert((uint64_t)FAULT_KEY_FILE_HIGH + FAULT_KEY_INDEX_MAX <
+		       FAULT_KEY_INVALID,
+	       "file rule keys reach FAULT_KEY_INVALID");
+
+uint32_t fault_group_key(enum fault_source src, unsigned index)
+{
+	if (index > FAULT_KEY_INDEX_MAX)
+		return FAULT_KEY_INVALID;
+	if (src == FSRC_SPEC)
+		return FAULT_KEY_SPEC_BASE + index;
+	if (src != FSRC_FILE)
+		return FAULT_KEY_INVALID;
+	/* Below the spec range a file rule keeps its index as its key, as
+	 * it always had: same seed, same decisions. */
+	return index < FAULT_KEY_SPEC_BASE ? index : FAULT_KEY_FILE_HIGH + index;
+}
+
+struct keyat {
+	uint32_t key;
+	size_t at;
+};
+
+static int keyat_cmp(const void *a, const void *b)
+{
+	const struct keyat *x = a, *y = b;
+
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return x->at < y->at ? -1 : x->at > y->at;
+}
+
+int fault_keys_distinct(const uint32_t *keys, size_t n, size_t *a,
+			size_t *b)
+{
+	struct keyat *v;
+	int ok = 1;
+
+	for (size_t i = 0; i < n; i++)
+		if (keys[i] == FAULT_KEY_INVALID) {
+			if (a)
+				*a = i;
+			if (b)
+				*b = i;
+			return 0;
+		}
+	if (n < 2)
+		return 1;
+	v = malloc(n * sizeof(*v));
+	if (!v)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		v[i] = (struct keyat){ keys[i], i };
+	qsort(v, n, sizeof(*v), keyat_cmp);
+	for (size_t i = 1; i < n && ok; i++)
+		if (v[i].key == v[i - 1].key) {
+			if (a)
+				*a = v[i - 1].at;
+			if (b)
+				*b = v[i].at;
+			ok = 0;
+		}
+	free(v);
+	return ok;
+}
+
+int fault_conf_keys_check(const struct conf *file, const struct conf *specs,
+			  char *msg, size_t cap)
+{
+	size_t nf = file ? file->nrules : 0, ns = specs ? specs->nrules : 0;
+	size_t n = 1 + nf + ns, a = 0, b = 0;
+	uint32_t *keys = malloc(n * sizeof(*keys));
+	const char *na, *nb;
+	int r;
+
+	if (!keys)
+		return -2;
+	/* Exactly as the shim keys them: conf_effective's rule_index (0
+	 * for defaults) and the position of a spec (inject.c). */
+	keys[0] = fault_group_key(FSRC_FILE, 0);
+	for (size_t i = 0; i < nf; i++)
+		keys[1 + i] = fault_group_key(FSRC_FILE, file->rules[i].index);
+	for (size_t i = 0; i < ns; i++)
+		keys[1 + nf + i] = fault_group_key(FSRC_SPEC, (unsigned)i);
+	r = fault_keys_distinct(keys, n, &a, &b);
+	free(keys);
+	if (r < 0)
+		return -2;
+	if (r)
+		return 0;
+#define NAME_AT(i)                                                          \
+	((i) == 0 ? "defaults"                                              \
+	 : (i) <= nf ? file->rules[(i) - 1].name                             \
+		     : specs->rules[(i) - 1 - nf].name)
+	na = NAME_AT(a);
+	nb = NAME_AT(b);
+#undef NAME_AT
+	if (msg && cap) {
+		if (a == b)
+			snprintf(msg, cap, "%s has no valid key", na);
+		else
+			snprintf(msg, cap, "%s and %s", na, nb);
+	}
+	return -1;
 }
 
 /* splitmix64's finaliser: a bijection that spreads every input bit. */

@@ -124,10 +124,60 @@ enum fault_dir fault_dir_of(const struct fault_spec *s, enum fault_kind k);
 /* fault_describe_trigger - fill s->trigger from the trigger fields. */
 void fault_describe_trigger(struct fault_spec *s);
 
+/* --- group keys ----------------------------------------------------
+ *
+ * A decision of a group is a roll of (seed, key, host, conn, op, group,
+ * salt), and its connection number counts per (key, host), where the key
+ * names the rule the group comes from and `group` its position there.
+ * Groups of two different rules must never share a key: they would draw
+ * identical numbers and share one connection counter, so that two p=0.5
+ * groups meant to be independent fire together (50 % of connections
+ * delayed instead of 75 %) and only the first ever logs.
+ *
+ * fault_group_key is the one way to make a key, and it is injective over
+ * its whole domain: (source, index) with index 0..FAULT_KEY_INDEX_MAX.
+ * Three disjoint ranges:
+ *   file rule index i < 1000 (0 = defaults)   i               0 .. 999
+ *   DEADLINE_FAULTS spec i (0-based)          1000 + i        1000 .. 66535
+ *   file rule index i >= 1000                 0x20000 + i     132072 ..
+ * The first two are the keys of earlier versions (same seed, same
+ * decisions); only file rules from the 1000th on (which used to collide
+ * with the specs) moved. */
+enum fault_source {
+	FSRC_FILE = 0,		/* a file rule: its 1-based index; 0 = defaults */
+	FSRC_SPEC,		/* a DEADLINE_FAULTS spec: its 0-based position */
+};
+
+#define FAULT_KEY_INDEX_MAX	0xffffu	/* largest index a key can hold */
+#define FAULT_KEY_SPEC_BASE	1000u	/* spec i: 1000 + i */
+#define FAULT_KEY_FILE_HIGH	0x20000u /* file rule i >= 1000: this + i */
+#define FAULT_KEY_INVALID	0xffffffffu
+
+/* fault_group_key - the key of the groups of rule `index` of src;
+ * FAULT_KEY_INVALID for an index above FAULT_KEY_INDEX_MAX. */
+uint32_t fault_group_key(enum fault_source src, unsigned index);
+
+/* fault_keys_distinct - 1 when keys[0..n) are pairwise distinct and none
+ * is FAULT_KEY_INVALID; else 0, with *a < *b (if given) two positions
+ * whose keys are equal (or a == b, the position of an invalid key).
+ * Allocates a copy: returns -1 when out of memory. */
+int fault_keys_distinct(const uint32_t *keys, size_t n, size_t *a,
+			size_t *b);
+
+struct conf;
+/* fault_conf_keys_check - the keys of every rule that can carry fault
+ * groups, as the shim makes them: `defaults` and each rule of file
+ * (FSRC_FILE, by its index), each rule of specs (FSRC_SPEC, by position);
+ * either may be NULL.  Returns 0 when they are all distinct, -1 with the
+ * two rules named in msg ("rule#1000 and fault#1") when two share one,
+ * -2 when out of memory. */
+int fault_conf_keys_check(const struct conf *file, const struct conf *specs,
+			  char *msg, size_t cap);
+
 /* Where a decision is made: everything it may depend on. */
 struct fault_ctx {
 	uint64_t seed;
-	uint32_t rule;		/* rule index (file rules), or 1000 + spec */
+	uint32_t rule;		/* the group's key: fault_group_key() */
 	uint64_t host;		/* fault_hash() of the host as the log names it */
 	uint64_t conn;		/* 1-based connection number for (rule, host) */
 	uint64_t op;		/* operation number on the connection */

@@ -1,9 +1,16 @@
-/* holds.c - files the shim keeps open on the program's behalf: the file
- * of an orphaned call (the program closed the fd while one of its threads
- * was blocked on it in the shim) and sockets whose close an injected
- * slow_close defers.  Both are private dups registered as the shim's own
- * fds (wait.c's registry), so the program's close-everything calls spare
- * them.  Tables under E.lk.
+/* holds.c - the shim's own descriptors: files it keeps open on the
+ * program's behalf, namely the file of an orphaned call (the program
+ * closed the fd while one of its threads was blocked on it in the shim)
+ * and sockets whose close an injected slow_close defers.
+ *
+ * Promises (host-process safety): an own descriptor is a private dup,
+ * O_CLOEXEC, placed as high as RLIMIT_NOFILE allows (never below 3), so
+ * it does not take a number the program is about to be given; the
+ * program cannot close it (close() of that number fails with EBADF, as
+ * natively: the program never had it), close_range/closefrom spare it,
+ * and a dup2/dup3 onto it first moves it elsewhere (engine_evict_fd), so
+ * the program gets the number it asked for.  A fork child closes every
+ * one it inherited.  Tables under E.lk; the registry is read lock-free.
  */
 #include "engine_int.h"
 
@@ -12,27 +19,164 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "real.h"
 
 /* ------------------------------------------------------------------------
+ * The registry of own descriptors
+ */
+
+#define MAX_OWN HOLDS_MAX
+
+static int own[MAX_OWN] = { [0 ... MAX_OWN - 1] = -1 };
+static int own_n; /* registered; 0 keeps close() and dup2() free */
+
+/* Where own descriptors go: the top of the soft RLIMIT_NOFILE, capped so
+ * that a huge limit does not grow the kernel's fd table for nothing. */
+static int own_top(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur > 4096)
+		return 4096;
+	return (int)rl.rlim_cur;
+}
+
+/* A CLOEXEC dup of fd as high as it goes; -1 with errno on failure. */
+static int dup_high(int fd)
+{
+	int top = own_top(), h;
+
+	for (int base = top - 1; base >= 3 && base >= top - 64; base--) {
+		h = REAL(fcntl64)(fd, F_DUPFD_CLOEXEC, base);
+		if (h >= 0 || (errno != EMFILE && errno != EINVAL))
+			return h;
+	}
+	return REAL(fcntl64)(fd, F_DUPFD_CLOEXEC, 3);
+}
+
+/* Caller holds E.lk: a registered high dup of fd, or -1. */
+static int own_dup_locked(int fd)
+{
+	int h, saved = errno;
+
+	if (own_n >= MAX_OWN)
+		return -1;
+	h = dup_high(fd);
+	if (h < 0) {
+		errno = saved;
+		return -1;
+	}
+	for (int i = 0; i < MAX_OWN; i++)
+		if (own[i] < 0) {
+			__atomic_store_n(&own[i], h, __ATOMIC_RELEASE);
+			__atomic_fetch_add(&own_n, 1, __ATOMIC_RELEASE);
+			break;
+		}
+	errno = saved;
+	return h;
+}
+
+/* Caller holds E.lk: unregister h and close it. */
+static void own_close_locked(int h)
+{
+	int saved = errno;
+
+	for (int i = 0; i < MAX_OWN; i++)
+		if (own[i] == h) {
+			__atomic_store_n(&own[i], -1, __ATOMIC_RELEASE);
+			__atomic_fetch_sub(&own_n, 1, __ATOMIC_RELEASE);
+			REAL(close)(h);
+			break;
+		}
+	errno = saved;
+}
+
+void holds_close(int h)
+{
+	engine_lock();
+	own_close_locked(h);
+	engine_unlock();
+}
+
+int engine_own_fd(int fd)
+{
+	if (!__atomic_load_n(&own_n, __ATOMIC_ACQUIRE) || fd < 0)
+		return dl_log_owns(fd);
+	for (int i = 0; i < MAX_OWN; i++)
+		if (__atomic_load_n(&own[i], __ATOMIC_ACQUIRE) == fd)
+			return 1;
+	return dl_log_owns(fd);
+}
+
+int holds_list(int *out, int cap)
+{
+	int n = 0;
+
+	engine_lock();
+	for (int i = 0; i < MAX_OWN && n < cap; i++)
+		if (own[i] >= 0)
+			out[n++] = own[i];
+	engine_unlock();
+	return n;
+}
+
+static void orphans_renumber_locked(int from, int to);
+static void deferred_renumber_locked(int from, int to);
+
+void engine_evict_fd(int fd)
+{
+	int saved = errno, h;
+
+	dl_log_evict(fd);
+	if (!__atomic_load_n(&own_n, __ATOMIC_ACQUIRE) || fd < 0)
+		return;
+	engine_lock();
+	for (int i = 0; i < MAX_OWN; i++) {
+		if (own[i] != fd)
+			continue;
+		/* Move the file to another high number, then free this one
+		 * for the program. */
+		h = dup_high(fd);
+		/* Nowhere to go (h < 0): the file is given up; a deferred
+		 * close happens now, an orphaned call ends with EBADF. */
+		orphans_renumber_locked(fd, h);
+		deferred_renumber_locked(fd, h);
+		__atomic_store_n(&own[i], h, __ATOMIC_RELEASE);
+		if (h < 0)
+			__atomic_fetch_sub(&own_n, 1, __ATOMIC_RELEASE);
+		REAL(close)(fd);
+		break;
+	}
+	engine_unlock();
+	errno = saved;
+}
+
+/* ------------------------------------------------------------------------
  * Deferred closes (injected slow_close on non-blocking sockets): a private
  * dup keeps the socket open until its time; one helper thread closes them.
- * The dups live in private_fds, so close_range spares them and a program
- * that closes the number itself only marks the slot dead.
  */
 
 #define MAX_DEFERRED 256
 
 static struct {
-	int fd, slot;
+	int fd;
 	int64_t due;
 } deferred[MAX_DEFERRED];
 static int ndeferred;
 static int reaper_running;
 static pthread_cond_t reaper_cv;
+
+static void deferred_renumber_locked(int from, int to)
+{
+	for (int i = 0; i < ndeferred; i++)
+		if (deferred[i].fd == from)
+			deferred[i].fd = to;
+}
 
 static void *reaper(void *p)
 {
@@ -44,12 +188,8 @@ static void *reaper(void *p)
 
 		for (int i = 0; i < ndeferred;) {
 			if (deferred[i].due <= now) {
-				int s = deferred[i].slot;
-				if (private_fds[s] == deferred[i].fd &&
-				    !private_dead[s])
-					REAL(close)(deferred[i].fd);
-				private_fds[s] = -1;
-				private_dead[s] = 0;
+				if (deferred[i].fd >= 0)
+					own_close_locked(deferred[i].fd);
 				deferred[i] = deferred[--ndeferred];
 				continue;
 			}
@@ -61,53 +201,33 @@ static void *reaper(void *p)
 			reaper_running = 0;
 			break;
 		}
-		ts.tv_sec = (time_t)(first / 1000000000ll);
-		ts.tv_nsec = (long)(first % 1000000000ll);
+		ts = clock_ts(first);
 		pthread_cond_timedwait(&reaper_cv, &E.lk, &ts);
 	}
 	pthread_mutex_unlock(&E.lk);
 	return 0;
 }
 
-static void sleep_ms(uint32_t ms)
-{
-	int64_t t = clock_now() + (int64_t)ms * 1000000ll;
-	struct timespec ts = { (time_t)(t / 1000000000ll),
-			       (long)(t % 1000000000ll) };
-
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, 0) == EINTR)
-		;
-}
-
 void engine_slow_close(int fd, uint32_t ms)
 {
 	struct dl_conn *c = fdtab_tracked(fd);
-	int saved = errno, h, slot = -1;
+	int saved = errno, h = -1;
 
 	if (!ms)
 		return;
-	if (!c || !track_app_nonblocking(fd, c, 0) ||
-	    (h = REAL(fcntl64)(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
-		sleep_ms(ms); /* close() takes the time, as with SO_LINGER */
+	if (!c || !track_app_nonblocking(fd, c, 0)) {
+		/* close() takes the time, as with SO_LINGER */
+		clock_sleep_until(clock_now() + (int64_t)ms * CLOCK_NS_PER_MS);
 		errno = saved;
 		return;
 	}
-	pthread_mutex_lock(&E.lk);
-	for (int i = 0; i < MAX_PRIVATE && ndeferred < MAX_DEFERRED; i++)
-		if (private_fds[i] < 0) {
-			private_fds[i] = h;
-			private_dead[i] = 0;
-			slot = i;
-			if (i >= private_hi)
-				__atomic_store_n(&private_hi, i + 1,
-						 __ATOMIC_RELEASE);
-			break;
-		}
-	if (slot >= 0) {
+	engine_lock();
+	if (ndeferred < MAX_DEFERRED)
+		h = own_dup_locked(fd);
+	if (h >= 0) {
 		deferred[ndeferred].fd = h;
-		deferred[ndeferred].slot = slot;
 		deferred[ndeferred].due = clock_now() +
-					  (int64_t)ms * 1000000ll;
+					  (int64_t)ms * CLOCK_NS_PER_MS;
 		ndeferred++;
 		if (!reaper_running) {
 			pthread_attr_t attr;
@@ -133,15 +253,13 @@ void engine_slow_close(int fd, uint32_t ms)
 		}
 		if (!reaper_running) { /* no thread: undo, block instead */
 			ndeferred--;
-			private_fds[slot] = -1;
-			slot = -1;
+			own_close_locked(h);
+			h = -1;
 		}
 	}
-	pthread_mutex_unlock(&E.lk);
-	if (slot < 0) {
-		REAL(close)(h);
-		sleep_ms(ms);
-	}
+	engine_unlock();
+	if (h < 0)
+		clock_sleep_until(clock_now() + (int64_t)ms * CLOCK_NS_PER_MS);
 	errno = saved;
 }
 
@@ -163,6 +281,13 @@ struct orphan {
 
 static struct orphan orphans[MAX_ORPHANS]; /* under E.lk */
 
+static void orphans_renumber_locked(int from, int to)
+{
+	for (int i = 0; i < MAX_ORPHANS; i++)
+		if (orphans[i].c && orphans[i].hold == from)
+			orphans[i].hold = to;
+}
+
 /* Caller holds lk: keep fd's file alive for the waiters of (c, gen), who
  * carry on with the deadlines in snap. */
 void holds_orphan_add_locked(int fd, struct dl_conn *c, uint32_t gen,
@@ -171,7 +296,7 @@ void holds_orphan_add_locked(int fd, struct dl_conn *c, uint32_t gen,
 	for (int i = 0; i < MAX_ORPHANS; i++) {
 		if (orphans[i].c)
 			continue;
-		orphans[i].hold = REAL(fcntl64)(fd, F_DUPFD_CLOEXEC, 0);
+		orphans[i].hold = own_dup_locked(fd);
 		if (orphans[i].hold < 0)
 			return;
 		orphans[i].c = c;
@@ -189,7 +314,7 @@ int holds_orphan_take(struct dl_conn *c, uint32_t gen, struct dl_conn *snap)
 {
 	int hold = -1;
 
-	pthread_mutex_lock(&E.lk);
+	engine_lock();
 	for (int i = 0; i < MAX_ORPHANS; i++)
 		if (orphans[i].c == c && orphans[i].gen == gen) {
 			hold = orphans[i].hold;
@@ -197,15 +322,23 @@ int holds_orphan_take(struct dl_conn *c, uint32_t gen, struct dl_conn *snap)
 			orphans[i].c = 0;
 			break;
 		}
-	pthread_mutex_unlock(&E.lk);
+	engine_unlock();
 	return hold;
 }
 
-/* The parent's reaper closes the deferred sockets; the child's copies
- * (closed with the other private fds) must not keep them open longer.
- * Runs in the fork child with E.lk held. */
+/* A fork child inherits the parent's own descriptors: the parent's
+ * reaper closes the deferred sockets and the parent's threads take the
+ * orphans; the child's copies must not keep them open longer.  Runs in
+ * the fork child with E.lk held. */
 void holds_atfork_child(void)
 {
+	for (int i = 0; i < MAX_OWN; i++)
+		if (own[i] >= 0) {
+			REAL(close)(own[i]);
+			own[i] = -1;
+		}
+	own_n = 0;
 	ndeferred = 0;
 	reaper_running = 0;
+	memset(orphans, 0, sizeof(orphans));
 }

@@ -5,11 +5,15 @@
  * mutex per entry serialises the rare case of two threads on one socket;
  * it is a leaf lock (no engine lock is taken under it).
  *
- * Reproducibility: a decision is fault_roll(seed, rule, host, connection
- * number, operation number).  Connection numbers count per (rule, host);
- * the operation number counts the calls on the connection that moved data
- * or met a fault, so a program that makes the same calls meets the same
- * faults whatever the thread timing.
+ * Reproducibility: a decision is fault_roll(seed, rule key, host,
+ * connection number, operation number).  Connection numbers count per
+ * (rule key, host); the operation number counts the calls on the
+ * connection that moved data or met a fault, so a program that makes the
+ * same calls meets the same faults whatever the thread timing.  The rule
+ * key (fault_group_key) is distinct for every rule of every source - the
+ * file's rules, `defaults`, each DEADLINE_FAULTS spec - so that groups of
+ * different rules draw independent numbers and count connections apart;
+ * inject_load checks it.
  */
 #include "inject.h"
 
@@ -33,10 +37,15 @@
 #include "log.h"
 #include "names.h"
 #include "real.h"
+#include "self.h"
 
 #define INJ_MAX_SPECS 16
 #define NDIR 3 /* indexed by enum fault_dir: [FDIR_UP], [FDIR_DOWN] */
 _Static_assert(FK_COUNT <= 16, "fault_conn.once holds a bit per kind");
+/* Every file rule index (1..CONF_MAX_RULES) and spec position
+ * (0..CONF_MAX_RULES-1) has a key of its own. */
+_Static_assert(CONF_MAX_RULES <= FAULT_KEY_INDEX_MAX,
+	       "rule indices beyond what fault_group_key keeps apart");
 
 int inject_on;
 
@@ -152,6 +161,27 @@ int inject_load(const struct conf *file)
 	}
 	if (!I.have_specs && !(file && conf_has_faults(file)))
 		return bad ? -1 : 0;
+	{
+		/* Groups of two rules sharing a key would draw the same
+		 * numbers: never run so.  (fault_group_key cannot make two
+		 * alike; this keeps a change from slipping through.) */
+		char msg[2 * CONF_NAME_MAX + 32];
+
+		if (fault_conf_keys_check(file, I.have_specs ? &I.specs : 0,
+					  msg, sizeof(msg)) == -1) {
+			dl_log_warn("internal error: the fault groups of %s "
+				    "would draw the same random numbers%s",
+				    msg, I.have_specs ? "; DEADLINE_FAULTS "
+							"ignored" : "");
+			if (I.have_specs) {
+				conf_free(&I.specs);
+				I.have_specs = 0;
+				bad = 1;
+				if (!(file && conf_has_faults(file)))
+					return -1;
+			}
+		}
+	}
 	if (seed && *seed) {
 		char *end;
 		errno = 0;
@@ -192,30 +222,45 @@ int inject_load(const struct conf *file)
 
 /* --------------------------------------------------- connection numbers */
 
-/* Per (rule, host) counters, so that one host's connections are numbered
- * the same whatever other hosts the program talks to meanwhile. */
+/* Per (what, rule key, host) counters, so that one host's connections
+ * are numbered the same whatever other hosts the program talks to
+ * meanwhile.  Entries are told apart by the whole triple, never by a hash
+ * of it: two rules (or a rule's connections and its lookups) never share
+ * a counter. */
+enum counted { CNT_CONN = 1, CNT_DNS = 2 };
 #define NCOUNTERS 4096
 static struct {
-	uint64_t key;
+	uint32_t what;		/* enum counted; 0 = free */
+	uint32_t rule;
+	uint64_t host;
 	uint64_t n;
 } counters[NCOUNTERS];
 static pthread_mutex_t counters_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static uint64_t next_conn_no(uint32_t rule, uint64_t host)
+static uint64_t next_no(enum counted what, uint32_t rule, uint64_t host)
 {
-	uint64_t key = (host ^ ((uint64_t)rule * 0x9e3779b97f4a7c15ull)) | 1;
+	uint64_t h = host ^ ((uint64_t)rule * 0x9e3779b97f4a7c15ull) ^
+		     ((uint64_t)what << 61);
 	uint64_t n = 0;
-	size_t i = (size_t)(key % NCOUNTERS);
+	size_t i;
 
-	pthread_mutex_lock(&counters_mu);
+	h ^= h >> 29;
+	i = (size_t)(h % NCOUNTERS);
+	self_lock(&counters_mu);
 	for (size_t k = 0; k < NCOUNTERS; k++, i = (i + 1) % NCOUNTERS) {
-		if (counters[i].key == key || !counters[i].key) {
-			counters[i].key = key;
-			n = ++counters[i].n;
-			break;
+		if (!counters[i].what) {
+			counters[i].what = what;
+			counters[i].rule = rule;
+			counters[i].host = host;
+		} else if (counters[i].what != what ||
+			   counters[i].rule != rule ||
+			   counters[i].host != host) {
+			continue;
 		}
+		n = ++counters[i].n;
+		break;
 	}
-	pthread_mutex_unlock(&counters_mu);
+	self_unlock(&counters_mu);
 	return n;
 }
 
@@ -249,7 +294,8 @@ static void match_specs(struct matched *m, const struct conf_effective *rule,
 {
 	m->n = 0;
 	if (rule && rule->nfaults)
-		add_specs(m, rule->faults, rule->nfaults, rule->rule_index,
+		add_specs(m, rule->faults, rule->nfaults,
+			  fault_group_key(FSRC_FILE, rule->rule_index),
 			  rule->rule_name, skip);
 	if (!I.have_specs)
 		return;
@@ -267,8 +313,8 @@ static void match_specs(struct matched *m, const struct conf_effective *rule,
 		if (conf_match(&one, &p))
 			add_specs(m, I.specs.rules[i].v.faults,
 				  I.specs.rules[i].v.nfaults,
-				  1000u + (uint32_t)i, I.specs.rules[i].name,
-				  skip);
+				  fault_group_key(FSRC_SPEC, (unsigned)i),
+				  I.specs.rules[i].name, skip);
 	}
 }
 
@@ -292,7 +338,7 @@ static struct fault_conn *fc_slot(int fd)
 	fc = __atomic_load_n(&FT[fd], __ATOMIC_ACQUIRE);
 	if (fc)
 		return fc;
-	pthread_mutex_lock(&ft_mu);
+	self_lock(&ft_mu);
 	fc = FT[fd];
 	if (!fc) {
 		fc = calloc(1, sizeof(*fc));
@@ -301,7 +347,7 @@ static struct fault_conn *fc_slot(int fd)
 			__atomic_store_n(&FT[fd], fc, __ATOMIC_RELEASE);
 		}
 	}
-	pthread_mutex_unlock(&ft_mu);
+	self_unlock(&ft_mu);
 	return fc;
 }
 
@@ -317,9 +363,9 @@ static struct fault_conn *fc_lock(int fd)
 	    !__atomic_load_n(&fc->active, __ATOMIC_ACQUIRE))
 		return 0;
 	c = fdtab_peek(fd);
-	pthread_mutex_lock(&fc->mu);
+	self_lock(&fc->mu);
 	if (!fc->active || !c || conn_gen(c) != fc->gen) {
-		pthread_mutex_unlock(&fc->mu);
+		self_unlock(&fc->mu);
 		return 0;
 	}
 	return fc;
@@ -327,7 +373,7 @@ static struct fault_conn *fc_lock(int fd)
 
 static void fc_unlock(struct fault_conn *fc)
 {
-	pthread_mutex_unlock(&fc->mu);
+	self_unlock(&fc->mu);
 }
 
 static int fc_expired(int fd)
@@ -350,7 +396,7 @@ int inject_attach(int fd, uint32_t gen, const struct conf_effective *rule,
 	match_specs(&m, rule, host, addr, len, inbound, FK_BIT(FK_DNS));
 	if (!m.n || !(fc = fc_slot(fd)))
 		return 0;
-	pthread_mutex_lock(&fc->mu);
+	self_lock(&fc->mu);
 	if (fc->active)
 		__atomic_fetch_sub(&I.nactive, 1, __ATOMIC_RELAXED);
 	memset((char *)fc + offsetof(struct fault_conn, active), 0,
@@ -379,14 +425,14 @@ int inject_attach(int fd, uint32_t gen, const struct conf_effective *rule,
 		while (j < i && fc->rule_key[j] != fc->rule_key[i])
 			j++;
 		fc->conn_no[i] = j < i ? fc->conn_no[j]
-				       : next_conn_no(fc->rule_key[i],
-						      fc->host_hash);
+				       : next_no(CNT_CONN, fc->rule_key[i],
+						 fc->host_hash);
 	}
 	fc->start = clock_now();
 	fc->last_dir = 0;
 	__atomic_store_n(&fc->active, 1, __ATOMIC_RELEASE);
 	__atomic_fetch_add(&I.nactive, 1, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&fc->mu);
+	self_unlock(&fc->mu);
 	errno = saved;
 	return 1;
 }
@@ -406,7 +452,7 @@ void inject_dup(int oldfd, int newfd, uint32_t gen)
 		errno = saved;
 		return;
 	}
-	pthread_mutex_lock(&n->mu);
+	self_lock(&n->mu);
 	if (n->active)
 		__atomic_fetch_sub(&I.nactive, 1, __ATOMIC_RELAXED);
 	memcpy((char *)n + at, (char *)&snap + at, sizeof(snap) - at);
@@ -415,7 +461,7 @@ void inject_dup(int oldfd, int newfd, uint32_t gen)
 	__atomic_store_n(&n->gen, gen, __ATOMIC_RELAXED);
 	__atomic_store_n(&n->active, 1, __ATOMIC_RELEASE);
 	__atomic_fetch_add(&I.nactive, 1, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&n->mu);
+	self_unlock(&n->mu);
 	errno = saved;
 }
 
@@ -1200,7 +1246,7 @@ int inject_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	if (!(c && (conn_state(c) & CONN_SOCK)) ||
 	    (ev && (ev->events & EPOLLEXCLUSIVE)))
 		return REAL(epoll_ctl)(epfd, op, fd, ev);
-	pthread_mutex_lock(&rmu);
+	self_lock(&rmu);
 	e = reg_find(epfd, fd);
 	if (e && e->removed && op != EPOLL_CTL_ADD) {
 		/* The kernel does not have it now (hidden): keep the books. */
@@ -1210,7 +1256,7 @@ int inject_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 			e->events = ev->events;
 			e->data = ev->data;
 		}
-		pthread_mutex_unlock(&rmu);
+		self_unlock(&rmu);
 		return 0;
 	}
 	if (op != EPOLL_CTL_DEL && ev && e && e->applied &&
@@ -1246,7 +1292,7 @@ int inject_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		}
 	}
 done:
-	pthread_mutex_unlock(&rmu);
+	self_unlock(&rmu);
 	return r;
 }
 
@@ -1254,7 +1300,7 @@ int64_t inject_epoll_prepare(int epfd, int64_t now)
 {
 	int64_t next = 0;
 
-	pthread_mutex_lock(&rmu);
+	self_lock(&rmu);
 	for (size_t i = 0; i < nR; i++) {
 		struct ereg *e = &R[i];
 		struct fault_conn *fc;
@@ -1274,7 +1320,7 @@ int64_t inject_epoll_prepare(int epfd, int64_t now)
 		reg_apply(e, h, rearm && (e->events & (EPOLLET | EPOLLONESHOT)) ==
 					    EPOLLET);
 	}
-	pthread_mutex_unlock(&rmu);
+	self_unlock(&rmu);
 	return next;
 }
 
@@ -1283,7 +1329,7 @@ int inject_epoll_filter(int epfd, struct epoll_event *ev, int n, int64_t now,
 {
 	int out = 0;
 
-	pthread_mutex_lock(&rmu);
+	self_lock(&rmu);
 	for (int k = 0; k < n; k++) {
 		struct ereg *e = 0;
 		uint32_t h;
@@ -1312,7 +1358,7 @@ int inject_epoll_filter(int epfd, struct epoll_event *ev, int n, int64_t now,
 		}
 		ev[out++] = ev[k];
 	}
-	pthread_mutex_unlock(&rmu);
+	self_unlock(&rmu);
 	return out;
 }
 
@@ -1344,13 +1390,13 @@ uint32_t inject_detach(int fd, int closing)
 			slow = 0;
 	}
 	if (inject_on && __atomic_load_n(&nR, __ATOMIC_RELAXED)) {
-		pthread_mutex_lock(&rmu);
+		self_lock(&rmu);
 		for (size_t i = 0; i < nR;)
 			if (R[i].fd == fd || R[i].epfd == fd)
 				reg_drop(&R[i]);
 			else
 				i++;
-		pthread_mutex_unlock(&rmu);
+		self_unlock(&rmu);
 	}
 	return slow;
 }
@@ -1374,7 +1420,7 @@ int inject_dns(const char *node, const struct conf_effective *rule,
 		while (j < i && m.rule_key[j] != m.rule_key[i])
 			j++;
 		lookup[i] = j < i ? lookup[j]
-				  : next_conn_no(m.rule_key[i] | 0x80000000u, h);
+				  : next_no(CNT_DNS, m.rule_key[i], h);
 	}
 	for (int i = 0; i < m.n; i++) {
 		struct fault_spec *s = m.spec[i];

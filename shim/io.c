@@ -12,9 +12,12 @@
 #include "engine_int.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -218,7 +221,7 @@ static int io_fault_step(int *fdp, struct dl_conn *c, struct dl_io *io,
 		*cap = (io->flags & MSG_PEEK) ? p.peek_cap : p.cap;
 		*swallow = p.swallow;
 		*sliced = (io->flags & MSG_PEEK) ? 0 : p.sliced;
-		wait_tl.fault_wake = p.wake;
+		dl_self.fault_wake = p.wake;
 		return 1;
 	case INJ_FAIL:
 		if (done) {
@@ -247,9 +250,9 @@ static int io_fault_step(int *fdp, struct dl_conn *c, struct dl_io *io,
 		return -1;
 	}
 	if (p.until == 0) {
-		wait_tl.fault_wake = p.wake;
-		w = wait_private(fd, c, EPOLLIN, app_ms);
-		wait_tl.fault_wake = 0;
+		dl_self.fault_wake = p.wake;
+		w = wait_private(fd, c, POLLIN, app_ms);
+		dl_self.fault_wake = 0;
 	} else {
 		w = wait_until(fd, c, p.until, app_ms);
 	}
@@ -275,6 +278,89 @@ static int io_fault_step(int *fdp, struct dl_conn *c, struct dl_io *io,
 	return -1;
 }
 
+/* Calls the kernel answers without waiting: a negative or oversized
+ * vector count (EINVAL), and transfers of nothing. */
+static int io_degenerate(const struct dl_io *io)
+{
+	if ((io->op == OP_READV || io->op == OP_WRITEV) &&
+	    (io->iovcnt < 0 || io->iovcnt > IOV_MAX))
+		return 1;
+	if ((io->op == OP_RECVMSG || io->op == OP_SENDMSG) &&
+	    io->msg && io->msg->msg_iovlen > IOV_MAX)
+		return 1;
+	/* The error queue never blocks (EAGAIN when empty). */
+	if (io->flags & MSG_ERRQUEUE)
+		return 1;
+	return io_total(io) == 0;
+}
+
+/* Did the real call end the way a torn-down connection ends (EOF on a
+ * read, or a connection error)? */
+static int io_ended(ssize_t r, int wrote)
+{
+	if (r == 0)
+		return !wrote;
+	return r < 0 && (errno == ECONNRESET || errno == EPIPE ||
+			 errno == ENOTCONN || errno == ECONNABORTED);
+}
+
+/* Has the connection failed or ended so that another attempt would move
+ * nothing and take the pending error?  Reads: no byte is queued
+ * (SIOCINQ, which leaves the error in place); writes: always.  ask: poll
+ * for the socket's state now (then a read at the urgent mark also stops;
+ * peek: a peek stops before it), else use what the last wait reported. */
+static int io_nothing_more(int fd, int wrote, int ask, int peek)
+{
+	int n = 0, saved = errno;
+	uint32_t ev = dl_self.last_events;
+
+	if (ask) {
+		struct pollfd p = { .fd = fd, .events = wrote ? 0 : POLLPRI };
+		struct timespec zero = { 0, 0 };
+
+		ev = REAL(ppoll)(&p, 1, &zero, 0) == 1 ? (uint16_t)p.revents : 0;
+		/* A read stops at the urgent mark once it has data (a
+		 * peek, which does not move, before it). */
+		if (!wrote && (ev & POLLPRI) &&
+		    (peek || (REAL(ioctl)(fd, SIOCATMARK, &n) == 0 && n))) {
+			errno = saved;
+			return 1;
+		}
+		n = 0;
+	}
+	if (!(ev & (POLLERR | POLLHUP)))
+		return 0;
+	if (wrote)
+		return 1;
+	if (REAL(ioctl)(fd, SIOCINQ, &n) < 0)
+		n = 1;
+	errno = saved;
+	return n == 0;
+}
+
+/* Wait until the socket holds `want` bytes (SO_RCVLOWAT for the wait,
+ * put back exactly as it was): the rest of a MSG_PEEK|MSG_WAITALL. */
+static enum wait_result io_wait_more(int fd, struct dl_conn *c, size_t want)
+{
+	int old = 1, lowat = want > INT_MAX / 2 ? INT_MAX / 2 : (int)want;
+	socklen_t l = sizeof(old);
+	enum wait_result w;
+	int saved = errno;
+
+	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_RCVLOWAT, &old, &l) < 0 ||
+	    REAL(setsockopt)(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat,
+			     sizeof(lowat)) < 0) {
+		errno = saved;
+		return wait_until(fd, c, clock_now() + 10 * CLOCK_NS_PER_MS,
+				  CONN_LOAD(c->rcvtimeo_ms));
+	}
+	w = wait_private(fd, c, POLLIN | POLLRDHUP, CONN_LOAD(c->rcvtimeo_ms));
+	saved = errno;
+	REAL(setsockopt)(fd, SOL_SOCKET, SO_RCVLOWAT, &old, sizeof(old));
+	errno = saved;
+	return w;
+}
+
 ssize_t engine_io(int fd, struct dl_io *io)
 {
 	struct dl_conn *c = fdtab_tracked(fd);
@@ -282,16 +368,29 @@ ssize_t engine_io(int fd, struct dl_io *io)
 	int wrote = is_write_op(io->op);
 	size_t want = 0, done = 0;
 	int keep_going; /* blocking semantics: all of it (writes, WAITALL) */
-	int saved = errno, hold = -1, faulted, blocking = 0;
+	int saved = errno, hold = -1, faulted, blocking = 0, shared, peekall;
+	int peek_last = 0;
+	enum wait_result w;
 	ssize_t r;
 
 	if (!c)
 		return io_real(fd, io);
+	dl_self.intr = 0; /* only a handler deferred during this call counts */
 	if ((conn_state(c) & CONN_EXPIRED)) {
 		if (expire_fail(fd, c))
 			return -1;
 		return io_real(fd, io);
 	}
+	shared = track_shared(c);
+	/* Through another number, or in another process, the shim may have
+	 * torn the connection down already: a write must fail with the
+	 * expiry errno, not EPIPE and SIGPIPE. */
+	if (__builtin_expect(shared, 0) && wrote && expire_adopt(fd, c))
+		return -1;
+	/* Invalid vectors and empty transfers: the kernel answers at once,
+	 * as the real call would. */
+	if (io_degenerate(io))
+		return io_real(fd, io);
 	faulted = inject_on && inject_has(fd, conn_gen(c));
 	/* Nothing can fire during this call: the real call, untouched. */
 	if (!faulted && !conn_deadline(c, 0) &&
@@ -301,15 +400,21 @@ ssize_t engine_io(int fd, struct dl_io *io)
 			int e = errno;
 			note_moved(fd, c, wrote, r);
 			errno = e;
+		} else if (__builtin_expect(shared, 0) && io_ended(r, wrote) &&
+			   expire_adopt(fd, c)) {
+			return -1;
 		}
 		return r;
 	}
 	keep_going = wrote || ((io->flags & MSG_WAITALL) &&
 			       (io->op == OP_RECV || io->op == OP_RECVFROM ||
 				io->op == OP_RECVMSG));
-	if ((conn_state(c) & (CONN_NONBLOCK | CONN_NBKNOWN | CONN_SHARED)) ==
-	    (CONN_NONBLOCK | CONN_NBKNOWN))
+	if (!shared && (conn_state(c) & (CONN_NONBLOCK | CONN_NBKNOWN)) ==
+			       (CONN_NONBLOCK | CONN_NBKNOWN))
 		keep_going = 0; /* an event loop takes partial transfers */
+	/* A MSG_PEEK|MSG_WAITALL read waits until the whole length is there
+	 * and returns it from the start, consuming nothing. */
+	peekall = keep_going && !wrote && (io->flags & MSG_PEEK);
 	if (keep_going || faulted)
 		want = io_total(io);
 	if (faulted)
@@ -318,13 +423,13 @@ ssize_t engine_io(int fd, struct dl_io *io)
 
 	/* A blocking program reading right after it wrote is waiting for an
 	 * answer that is rarely there yet: wait first, skip a doomed try. */
-	if (!faulted && !wrote && !(io->flags & (MSG_DONTWAIT | MSG_PEEK)) &&
+	if (!faulted && !wrote && !shared &&
+	    !(io->flags & (MSG_DONTWAIT | MSG_PEEK)) &&
 	    (conn_state(c) & (CONN_TURN_WROTE | CONN_NBKNOWN | CONN_NONBLOCK |
 			      CONN_SHARED | CONN_EXPIRED)) ==
 		    (CONN_TURN_WROTE | CONN_NBKNOWN))
 		goto wait;
 	for (;;) {
-		enum wait_result w;
 		size_t cap = (size_t)-1;
 		int swallow = 0, sliced = 0;
 
@@ -339,7 +444,36 @@ ssize_t engine_io(int fd, struct dl_io *io)
 		if (swallow) /* blackholed: the bytes vanish */
 			r = (ssize_t)(want - done < cap ? want - done : cap);
 		else
-			r = io_attempt(fd, io, done, cap);
+			r = io_attempt(fd, io, peekall ? 0 : done, cap);
+		if (peekall && r > 0 && (size_t)r < want && !faulted &&
+		    !(io->flags & MSG_DONTWAIT) && !peek_last &&
+		    !track_app_nonblocking(fd, c, 0) &&
+		    !io_nothing_more(fd, 0, 1, 1)) {
+			/* Part of it is there: wait for the rest. */
+			w = io_wait_more(fd, c, want);
+			/* The peer ended or failed: what is there is all. */
+			peek_last = !!(dl_self.last_events &
+				       (POLLERR | POLLHUP | POLLRDHUP));
+			if (w == W_READY)
+				continue;
+			r = -1;
+			if (w == W_APP_TIMEOUT)
+				errno = EAGAIN;
+			else if (w == W_INTR)
+				errno = EINTR;
+			else if (w == W_ORPHANED)
+				errno = EBADF;
+			goto out;
+		}
+		if (peekall && r >= 0) {
+			done = (size_t)r;
+			break;
+		}
+		if (__builtin_expect(shared, 0) && io_ended(r, wrote) &&
+		    expire_adopt(fd, c)) {
+			r = -1;
+			goto out;
+		}
 		if (r >= 0) {
 			note_moved(fd, c, wrote, r);
 			if (faulted && r > 0 && hold < 0 &&
@@ -351,6 +485,11 @@ ssize_t engine_io(int fd, struct dl_io *io)
 			done += (size_t)r;
 			if (!keep_going || r == 0 || done >= want || sliced ||
 			    (io->flags & MSG_DONTWAIT))
+				break;
+			/* Before taking more: if the connection failed
+			 * meanwhile, the part is the answer and the error
+			 * stays for the next call, as in the kernel. */
+			if (!swallow && io_nothing_more(fd, wrote, 1, 0))
 				break;
 			continue;
 		}
@@ -378,7 +517,7 @@ wait:
 		{
 			uint32_t gen = conn_gen(c);
 
-			w = wait_private(fd, c, wrote ? EPOLLOUT : EPOLLIN,
+			w = wait_private(fd, c, wrote ? POLLOUT : POLLIN,
 					 wrote ? CONN_LOAD(c->sndtimeo_ms)
 					       : CONN_LOAD(c->rcvtimeo_ms));
 			if (w == W_ORPHANED && hold < 0) {
@@ -389,15 +528,21 @@ wait:
 					r = -1;
 					goto out;
 				}
-				wait_tl.hold_fd = hold;
-				wait_tl.hold_of = fd;
+				dl_self.hold_fd = hold;
+				dl_self.hold_of = fd;
 				fd = hold;
 				c = &orphan_conn;
 				continue;
 			}
 		}
-		if (w == W_READY)
+		if (w == W_READY) {
+			/* Part moved, then the connection failed or ended: the
+			 * kernel returns the part and keeps the error for the
+			 * next call; another attempt here would take it. */
+			if (done && io_nothing_more(fd, wrote, 0, 0))
+				break;
 			continue;
+		}
 		r = -1;
 		if (w == W_EXPIRED)
 			goto out;
@@ -412,14 +557,13 @@ wait:
 	errno = saved;
 	r = (ssize_t)done;
 out:
-	wait_tl.fault_wake = 0;
+	dl_self.fault_wake = 0;
 	if (hold >= 0) {
 		/* The call returns: its reference to the file goes, and with
 		 * it the registrations the close left in our set. */
 		int e = errno;
-		REAL(close)(hold);
-		wait_tl.hold_fd = -1;
-		wait_release(&wait_tl);
+		holds_close(hold);
+		dl_self.hold_fd = -1;
 		errno = e;
 	}
 	return r;

@@ -1,78 +1,452 @@
-/* log.c - logging (see log.h). */
+/* log.c - logging (see log.h for where lines go and where they never go).
+ *
+ * State: the log file's number (file_fd, -1 when none) is the only thing
+ * that changes after start-up, always by compare-and-swap, and only in
+ * the process that owns it (not in a vfork child, which shares our memory
+ * but not our fd table).  The identities of the log file and of the
+ * starting stderr are written once, before log_ready is published.
+ *
+ * A writer counts itself in file_users before it loads file_fd and out
+ * after its write; whoever moves the file off a number waits (bounded)
+ * for file_users to drain before that number can be closed or handed to
+ * the program, so no line lands on a number between its fstat check and
+ * its write.
+ */
 #include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "real.h"
 
+/* The log file goes at the top of RLIMIT_NOFILE's soft limit, but no
+ * higher than this: the kernel sizes every process's fd table (and copies
+ * it on each fork) up to the highest open number. */
+#define LOG_FD_CEIL 4096
+/* ...and never below this: 0..9 are the numbers shells and programs
+ * dup2() onto by name. */
+#define LOG_FD_FLOOR 10
+
+/* How a destination is written. */
+enum { KIND_PLAIN, KIND_PIPE, KIND_SOCK };
+
 int dl_log_debug_on;
 static int log_json;
-static int log_fd = 2;
-static int log_inited;
+static int log_inited;		/* dl_log_init claimed */
+static int log_ready;		/* dl_log_init done: the fields below are set */
+static int log_off;		/* DEADLINE_LOG=off */
+static pid_t log_owner;		/* the process whose fd table file_fd is in */
 
-void dl_log_init(void)
+static int file_fd = -1;	/* the log file's own number, -1 when none */
+static dev_t file_dev;
+static ino_t file_ino;
+static int file_kind;
+static int file_users;		/* writers that may be using file_fd */
+static int move_lock;		/* serialises dl_log_evict/forget */
+
+static int err_ok;		/* fd 2 was open at start */
+static dev_t err_dev;
+static ino_t err_ino;
+static int err_kind;
+
+static unsigned long log_dropped_n;
+
+static int kind_of(const struct stat *st)
 {
-	const char *dest, *dbg;
-	int saved = errno;
+	if (S_ISFIFO(st->st_mode))
+		return KIND_PIPE;
+	if (S_ISSOCK(st->st_mode))
+		return KIND_SOCK;
+	return KIND_PLAIN;
+}
 
-	if (__atomic_exchange_n(&log_inited, 1, __ATOMIC_ACQ_REL))
-		return;
-	dbg = secure_getenv("DEADLINE_DEBUG");
-	dl_log_debug_on = dbg && *dbg && strcmp(dbg, "0") != 0;
-	{
-		const char *fmt = secure_getenv("DEADLINE_LOG_FORMAT");
-		log_json = fmt && strcmp(fmt, "json") == 0;
-		if (fmt && *fmt && !log_json && strcmp(fmt, "logfmt") != 0)
-			dl_log_warn("DEADLINE_LOG_FORMAT=\"%.32s\" is not logfmt "
-				    "or json; using logfmt", fmt);
+/* 1 if fd is open on the file (dev, ino). */
+static int fd_is(int fd, dev_t dev, ino_t ino)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
+static int owner_here(void)
+{
+	return getpid() == __atomic_load_n(&log_owner, __ATOMIC_RELAXED);
+}
+
+static void atfork_child(void)
+{
+	/* A real fork: our own copy of the memory and of the fd table. */
+	__atomic_store_n(&log_owner, getpid(), __ATOMIC_RELAXED);
+	__atomic_store_n(&file_users, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&move_lock, 0, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------------------------
+ * Writing one line
+ */
+
+/* write() to a pipe or FIFO with SIGPIPE held back: a reader that went
+ * away costs the line, not the program.  A SIGPIPE already pending before
+ * the write is left alone. */
+static ssize_t write_pipe(int fd, const char *buf, size_t n)
+{
+	sigset_t pipe_set, old, pending;
+	int was_pending, e;
+	ssize_t r;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigemptyset(&pending);
+	sigpending(&pending);
+	was_pending = sigismember(&pending, SIGPIPE) == 1;
+	if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old) != 0)
+		return -1;
+	r = REAL(write)(fd, buf, n);
+	e = errno;
+	if (r < 0 && e == EPIPE && !was_pending) {
+		struct timespec zero = { 0, 0 };
+
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 &&
+		       errno == EINTR)
+			;
 	}
-	dest = secure_getenv("DEADLINE_LOG");
-	if (!dest || !*dest || strcmp(dest, "stderr") == 0) {
-		log_fd = 2;
-	} else if (strcmp(dest, "off") == 0) {
-		log_fd = -1;
-	} else {
-		int fd = open(dest, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-			      0644);
-		if (fd < 0) {
-			log_fd = 2;
-			dl_log_warn("DEADLINE_LOG=%s: cannot open: %s; "
-				    "logging to stderr",
-				    dest, strerror(errno));
-		} else {
-			log_fd = fd;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return r;
+}
+
+static int write_kind(int fd, int kind, const char *buf, size_t n)
+{
+	ssize_t r;
+
+	if (kind == KIND_SOCK)
+		r = REAL(send)(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	else if (kind == KIND_PIPE)
+		r = write_pipe(fd, buf, n);
+	else
+		r = REAL(write)(fd, buf, n);
+	/* A short write to a log is not worth retrying. */
+	return r >= 0;
+}
+
+static void drop(void)
+{
+	__atomic_add_fetch(&log_dropped_n, 1, __ATOMIC_RELAXED);
+}
+
+/* The stderr rule: fd 2, only while it is the file the program started
+ * with. */
+static void write_stderr(const char *buf, size_t n)
+{
+	if (!err_ok || !fd_is(2, err_dev, err_ino) ||
+	    !write_kind(2, err_kind, buf, n))
+		drop();
+}
+
+/* The file behind number fd is gone (closed or replaced by the program,
+ * or it cannot be moved): stop using it.  Never closes or writes fd. */
+static void file_give_up(int fd, const char *why)
+{
+	char line[160];
+	int k;
+
+	if (!__atomic_compare_exchange_n(&file_fd, &fd, -1, 0,
+					 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		return;
+	k = snprintf(line, sizeof(line),
+		     "libdeadline: warning: DEADLINE_LOG: the log file's "
+		     "descriptor %d %s; logging to stderr\n", fd, why);
+	if (k > 0 && (size_t)k < sizeof(line))
+		write_stderr(line, (size_t)k);
+}
+
+/* 1 if a line is to be formatted and written (initialising on demand:
+ * another library's constructor may log before ours ran). */
+static int log_start(void)
+{
+	if (!__atomic_load_n(&log_ready, __ATOMIC_ACQUIRE)) {
+		dl_log_init();
+		if (!__atomic_load_n(&log_ready, __ATOMIC_ACQUIRE)) {
+			/* Another thread is initialising right now. */
+			drop();
+			return 0;
 		}
 	}
-	errno = saved;
+	return !log_off;
+}
+
+/* Writes one formatted line (log_start said yes). */
+static void log_write(const char *buf, size_t n)
+{
+	/* A few tries: the file may move (dl_log_evict) under us. */
+	for (int tries = 0; tries < 3; tries++) {
+		int fd, ok = 0;
+
+		__atomic_add_fetch(&file_users, 1, __ATOMIC_SEQ_CST);
+		fd = __atomic_load_n(&file_fd, __ATOMIC_SEQ_CST);
+		if (fd >= 0 && fd_is(fd, file_dev, file_ino)) {
+			if (!write_kind(fd, file_kind, buf, n))
+				drop();
+			ok = 1;
+		}
+		__atomic_sub_fetch(&file_users, 1, __ATOMIC_SEQ_CST);
+		if (ok)
+			return;
+		if (fd < 0)
+			break;
+		if (fd != __atomic_load_n(&file_fd, __ATOMIC_SEQ_CST))
+			continue;	/* moved meanwhile: try the new number */
+		/* The number no longer holds our file: the program closed it
+		 * through a path the shim cannot see.  It is the program's
+		 * now.  (A vfork child leaves the parent's state alone.) */
+		if (owner_here())
+			file_give_up(fd, "was closed or replaced by the program");
+		break;
+	}
+	write_stderr(buf, n);
+}
+
+/* ------------------------------------------------------------------------
+ * The log file's number
+ */
+
+/* A copy of fd (close-on-exec) at a free number near the top of the soft
+ * RLIMIT_NOFILE (capped at LOG_FD_CEIL), never below LOG_FD_FLOOR; -1 if
+ * there is none. */
+static int dup_high(int fd)
+{
+	struct rlimit rl;
+	long top = LOG_FD_CEIL, base, step = 1;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < (rlim_t)top)
+		top = (long)rl.rlim_cur;
+	base = top - 1;
+	for (int i = 0; i < 6 && base >= LOG_FD_FLOOR; i++) {
+		int r = REAL(fcntl64)(fd, F_DUPFD_CLOEXEC, (int)base);
+
+		if (r >= 0)
+			return r;
+		if (errno == EBADF)
+			break;
+		/* EMFILE: [base, top) is full; look a little lower. */
+		base -= step;
+		step *= 4;
+	}
+	return -1;
+}
+
+/* Waits (bounded) until no writer may still be using an old number. */
+static void quiesce(void)
+{
+	for (int i = 0; i < 200; i++) {
+		if (__atomic_load_n(&file_users, __ATOMIC_SEQ_CST) == 0)
+			return;
+		/* A writer interrupted by the signal handler we run in cannot
+		 * finish: give up after a few yields. */
+		sched_yield();
+	}
+}
+
+/* 1 if the move lock was taken (bounded spin: the holder may be the very
+ * thread a signal handler interrupted). */
+static int move_lock_take(void)
+{
+	for (int i = 0; i < 200; i++) {
+		if (!__atomic_exchange_n(&move_lock, 1, __ATOMIC_ACQUIRE))
+			return 1;
+		sched_yield();
+	}
+	return 0;
+}
+
+static void move_lock_drop(int held)
+{
+	if (held)
+		__atomic_store_n(&move_lock, 0, __ATOMIC_RELEASE);
+}
+
+/* Moves the log file off number fd if fd is its number; closes fd
+ * afterwards only when close_old (and only if fd still held our file). */
+static void move_off(int fd, int close_old)
+{
+	int held, nfd, cur;
+
+	if (fd < 0 || fd != __atomic_load_n(&file_fd, __ATOMIC_SEQ_CST))
+		return;
+	if (!owner_here())
+		return;		/* vfork child: the parent's log, not ours */
+	held = move_lock_take();
+	cur = fd;
+	if (fd != __atomic_load_n(&file_fd, __ATOMIC_SEQ_CST)) {
+		move_lock_drop(held);
+		return;
+	}
+	if (!fd_is(fd, file_dev, file_ino)) {
+		/* Already the program's: never touch it again. */
+		move_lock_drop(held);
+		file_give_up(fd, "was closed or replaced by the program");
+		quiesce();
+		return;
+	}
+	nfd = dup_high(fd);
+	if (nfd >= 0) {
+		if (__atomic_compare_exchange_n(&file_fd, &cur, nfd, 0,
+						__ATOMIC_SEQ_CST,
+						__ATOMIC_SEQ_CST)) {
+			quiesce();
+			if (close_old)
+				REAL(close)(fd);
+		} else {
+			REAL(close)(nfd);	/* our own copy, unused */
+		}
+		move_lock_drop(held);
+		return;
+	}
+	move_lock_drop(held);
+	file_give_up(fd, "is wanted by the program and no other number is "
+		     "free");
+	quiesce();
+	if (close_old)
+		REAL(close)(fd);
 }
 
 int dl_log_fd(void)
 {
-	return log_fd;
+	return __atomic_load_n(&file_fd, __ATOMIC_SEQ_CST);
+}
+
+int dl_log_owns(int fd)
+{
+	return fd >= 0 && fd == __atomic_load_n(&file_fd, __ATOMIC_SEQ_CST);
+}
+
+void dl_log_evict(int fd)
+{
+	int saved = errno;
+
+	move_off(fd, 1);
+	errno = saved;
 }
 
 void dl_log_forget_fd(int fd)
 {
-	/* The program took the number back (closed it, dup2'd onto it):
-	 * writing there would corrupt its file.  Fall back to stderr. */
-	if (fd >= 0 && fd == log_fd && fd != 2)
-		log_fd = 2;
+	int saved = errno;
+
+	move_off(fd, 0);
+	errno = saved;
 }
+
+unsigned long dl_log_dropped(void)
+{
+	return __atomic_load_n(&log_dropped_n, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------------------------
+ * Start-up
+ */
+
+/* Opens DEADLINE_LOG=path without blocking and moves it high.  Returns the
+ * fd, or -1 with a warning in warn[]. */
+static int open_log_file(const char *path, char *warn, size_t cap)
+{
+	struct stat st;
+	int fd, hi;
+
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK |
+			      O_NOCTTY, 0644);
+	if (fd < 0) {
+		if (errno == ENXIO)
+			snprintf(warn, cap, "DEADLINE_LOG=%s: a FIFO with no "
+				 "reader (or a socket); logging to stderr",
+				 path);
+		else
+			snprintf(warn, cap, "DEADLINE_LOG=%s: cannot open: %s; "
+				 "logging to stderr", path, strerror(errno));
+		return -1;
+	}
+	hi = dup_high(fd);
+	if (hi >= 0) {
+		REAL(close)(fd);
+		fd = hi;
+	}
+	/* Otherwise keep the low number: better than no log. */
+	if (fstat(fd, &st) < 0) {
+		snprintf(warn, cap, "DEADLINE_LOG=%s: cannot stat: %s; logging "
+			 "to stderr", path, strerror(errno));
+		REAL(close)(fd);
+		return -1;
+	}
+	file_dev = st.st_dev;
+	file_ino = st.st_ino;
+	file_kind = kind_of(&st);
+	return fd;
+}
+
+void dl_log_init(void)
+{
+	const char *dest, *dbg, *fmt;
+	char warn[512] = "";
+	struct stat st;
+	int saved = errno;
+
+	if (__atomic_exchange_n(&log_inited, 1, __ATOMIC_ACQ_REL))
+		return;
+	log_owner = getpid();
+	pthread_atfork(NULL, NULL, atfork_child);
+	dbg = secure_getenv("DEADLINE_DEBUG");
+	dl_log_debug_on = dbg && *dbg && strcmp(dbg, "0") != 0;
+	fmt = secure_getenv("DEADLINE_LOG_FORMAT");
+	log_json = fmt && strcmp(fmt, "json") == 0;
+	/* The stderr the program started with: before opening anything,
+	 * which could take number 2 if it is free. */
+	if (fstat(2, &st) == 0) {
+		err_dev = st.st_dev;
+		err_ino = st.st_ino;
+		err_kind = kind_of(&st);
+		err_ok = 1;
+	}
+	dest = secure_getenv("DEADLINE_LOG");
+	if (dest && strcmp(dest, "off") == 0)
+		log_off = 1;
+	else if (dest && *dest && strcmp(dest, "stderr") != 0)
+		__atomic_store_n(&file_fd,
+				 open_log_file(dest, warn, sizeof(warn)),
+				 __ATOMIC_SEQ_CST);
+	__atomic_store_n(&log_ready, 1, __ATOMIC_RELEASE);
+	if (*warn)
+		dl_log_warn("%s", warn);
+	if (fmt && *fmt && !log_json && strcmp(fmt, "logfmt") != 0)
+		dl_log_warn("DEADLINE_LOG_FORMAT=\"%.32s\" is not logfmt "
+			    "or json; using logfmt", fmt);
+	errno = saved;
+}
+
+/* ------------------------------------------------------------------------
+ * Formatting
+ */
 
 static void emit(const char *kind, const char *fmt, va_list ap)
 {
 	char buf[1024];
-	int n, saved = errno, fd = log_fd;
+	int n, saved = errno;
 
-	if (fd < 0)
+	if (!log_start()) {
+		errno = saved;
 		return;
+	}
 	n = snprintf(buf, sizeof(buf), "libdeadline: %s", kind);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		n = 0;
@@ -85,10 +459,7 @@ static void emit(const char *kind, const char *fmt, va_list ap)
 	if ((size_t)n > sizeof(buf) - 2)
 		n = (int)sizeof(buf) - 2;
 	buf[n++] = '\n';
-	/* One write; a short write to a log is not worth retrying. */
-	if (REAL(write)(fd, buf, (size_t)n) < 0) {
-		/* nothing sensible to do */
-	}
+	log_write(buf, (size_t)n);
 	errno = saved;
 }
 
@@ -158,21 +529,56 @@ static void put_value(char *buf, size_t cap, size_t *n, const char *v)
 		put(buf, cap, n, "\"", 1);
 }
 
+/* UTC calendar time of t, computed here rather than by gmtime_r, which
+ * takes glibc's time-zone lock and may open /etc/localtime on first use
+ * (neither is safe in a signal handler, and an open would take one of the
+ * program's numbers for a moment).  Days to civil date: H. Hinnant's
+ * algorithm, proleptic Gregorian. */
+struct dl_utc {
+	int year, mon, mday, hour, min, sec;
+};
+
+static void utc_of(time_t t, struct dl_utc *u)
+{
+	long long days = (long long)t / 86400, secs = (long long)t % 86400;
+	long long era, doe, yoe, doy, mp, y;
+
+	if (secs < 0) {
+		secs += 86400;
+		days--;
+	}
+	u->hour = (int)(secs / 3600);
+	u->min = (int)(secs / 60 % 60);
+	u->sec = (int)(secs % 60);
+	days += 719468;
+	era = (days >= 0 ? days : days - 146096) / 146097;
+	doe = days - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	y = yoe + era * 400;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	u->mday = (int)(doy - (153 * mp + 2) / 5 + 1);
+	u->mon = (int)(mp < 10 ? mp + 3 : mp - 9);
+	u->year = (int)(y + (u->mon <= 2));
+}
+
 void dl_log_fields(const struct dl_field *f, int nf)
 {
 	char buf[1024], num[32], when[64];
 	size_t n = 0;
-	int saved = errno, fd = log_fd;
+	int saved = errno;
 	struct timespec ts;
-	struct tm tm;
+	struct dl_utc tm;
 
-	if (fd < 0)
+	if (!log_start()) {
+		errno = saved;
 		return;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
+	utc_of(ts.tv_sec, &tm);
 	snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		 tm.tm_min, tm.tm_sec, (long)(ts.tv_nsec / 1000000) % 1000);
+		 tm.year, tm.mon, tm.mday, tm.hour, tm.min, tm.sec,
+		 (long)(ts.tv_nsec / 1000000) % 1000);
 	put_str(buf, sizeof(buf), &n, log_json ? "{\"time\":" : "libdeadline: time=");
 	put_value(buf, sizeof(buf), &n, when);
 	snprintf(num, sizeof(num), "%d", (int)getpid());
@@ -192,8 +598,6 @@ void dl_log_fields(const struct dl_field *f, int nf)
 	if (log_json)
 		put_str(buf, sizeof(buf), &n, "}");
 	buf[n++] = '\n';
-	if (REAL(write)(fd, buf, n) < 0) {
-		/* nothing sensible to do */
-	}
+	log_write(buf, n);
 	errno = saved;
 }

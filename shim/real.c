@@ -63,6 +63,8 @@ void dl_real_bind(void)
 	BIND(gethostbyname2);
 	BIND(gethostbyname_r);
 	BIND(gethostbyname2_r);
+	BIND(vfork);
+	BIND(clone);
 	if (!dl_real.fcntl64)
 		__atomic_store_n(&dl_real.fcntl64, dl_real.fcntl,
 				 __ATOMIC_RELEASE);

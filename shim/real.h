@@ -71,6 +71,8 @@ struct dl_real {
 	int (*gethostbyname2_r)(const char *, int, struct hostent *, char *,
 				size_t, struct hostent **, int *);
 	sighandler_t (*signal)(int, sighandler_t);
+	pid_t (*vfork)(void);
+	int (*clone)(int (*)(void *), void *, int, void *, ...);
 };
 
 extern struct dl_real dl_real;

@@ -21,6 +21,9 @@
 #include "log.h"
 #include "real.h"
 
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
@@ -45,6 +48,8 @@ int track_sock_is_tcp(int fd)
 	return dom == AF_INET || dom == AF_INET6;
 }
 
+uint16_t track_fork_epoch;
+
 void engine_on_socket(int fd, int domain, int type, int protocol)
 {
 	struct dl_conn *c;
@@ -57,6 +62,12 @@ void engine_on_socket(int fd, int domain, int type, int protocol)
 	     protocol != 262 /* IPPROTO_MPTCP */))
 		return;
 	c = fdtab_get(fd);
+	if (c) {
+		/* A new socket: nothing of the number's past applies. */
+		CONN_STORE(c->nb_epoch, track_fork_epoch);
+		CONN_STORE(c->rcvtimeo_ms, 0);
+		CONN_STORE(c->sndtimeo_ms, 0);
+	}
 	if (c)
 		__atomic_store_n(&c->st,
 				 CONN_SOCK | CONN_NBKNOWN | CONN_FLKNOWN |
@@ -78,24 +89,13 @@ void engine_on_close(int fd)
 	struct dl_conn *c = fdtab_peek(fd);
 	int saved = errno;
 
-	if (wait_tl.reg_fd == fd) {
-		/* Closing the last fd of a file drops its registrations; a
-		 * dup'd one would linger (and is handled if it fires). */
-		if (wait_tl.epfd >= 0 && c && (conn_state(c) & CONN_SHARED))
-			REAL(epoll_ctl)(wait_tl.epfd, EPOLL_CTL_DEL, fd, 0);
-		wait_tl.reg_fd = -1;
-		wait_tl.reg_tag = 0;
-	}
 	if (inject_on)
 		inject_detach(fd, 0);
 	if (!c || (!conn_state(c) && c->heap_idx < 0)) {
-		/* Not a socket we know: maybe one of the shim's own fds. */
-		if (__atomic_load_n(&E.init_state, __ATOMIC_ACQUIRE) == 2)
-			wait_forget_fd(fd);
 		errno = saved;
 		return;
 	}
-	pthread_mutex_lock(&E.lk);
+	engine_lock();
 	dlheap_remove(&E.heap, c);
 	expire_heap_sync_locked();
 	{
@@ -117,7 +117,7 @@ void engine_on_close(int fd)
 		if (old & CONN_WAITERS_MAX)
 			holds_orphan_add_locked(fd, c, old >> CONN_GEN_SHIFT, &snap);
 	}
-	pthread_mutex_unlock(&E.lk);
+	engine_unlock();
 	if (fdtab_peer(fd))
 		fdtab_peer(fd)->addr.sin6_family = 0;
 	errno = saved;
@@ -235,7 +235,22 @@ void engine_on_accept(int lfd, int fd, int flags)
 		errno = saved;
 		return;
 	}
-	/* accept() never inherits the listener's O_NONBLOCK on Linux. */
+	/* accept() never inherits the listener's O_NONBLOCK on Linux, but
+	 * it does inherit SO_RCVTIMEO and SO_SNDTIMEO. */
+	if (l && (conn_state(l) & CONN_SOCK)) {
+		CONN_STORE(c->rcvtimeo_ms, CONN_LOAD(l->rcvtimeo_ms));
+		CONN_STORE(c->sndtimeo_ms, CONN_LOAD(l->sndtimeo_ms));
+	} else {
+		struct timeval tv;
+		socklen_t tl = sizeof(tv);
+
+		if (REAL(getsockopt)(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &tl) == 0)
+			CONN_STORE(c->rcvtimeo_ms, timeval_ms(&tv, tl));
+		tl = sizeof(tv);
+		if (REAL(getsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &tl) == 0)
+			CONN_STORE(c->sndtimeo_ms, timeval_ms(&tv, tl));
+	}
+	CONN_STORE(c->nb_epoch, track_fork_epoch);
 	__atomic_store_n(&c->st,
 			 CONN_SOCK | CONN_NBKNOWN | CONN_FLKNOWN |
 				 ((flags & SOCK_NONBLOCK) ? CONN_NONBLOCK : 0),
@@ -264,7 +279,7 @@ int track_app_nonblocking(int fd, struct dl_conn *c, int *flp)
 	/* Known from socket()/accept4() and every F_SETFL/FIONBIO since.  But
 	 * O_NONBLOCK lives on the open file: after a dup the program may
 	 * change it through the other number, so then ask the kernel. */
-	if ((st & (CONN_NBKNOWN | CONN_SHARED)) == CONN_NBKNOWN &&
+	if (!track_shared(c) && (st & CONN_NBKNOWN) &&
 	    (!flp || (st & CONN_FLKNOWN))) {
 		if (flp)
 			*flp = O_RDWR | ((st & CONN_NONBLOCK) ? O_NONBLOCK : 0);
@@ -285,11 +300,14 @@ int track_app_nonblocking(int fd, struct dl_conn *c, int *flp)
 
 int engine_close_range(unsigned lo, unsigned hi, int flags)
 {
-	int spare[MAX_PRIVATE + 1], ns = 0, r = 0;
+	int spare[HOLDS_MAX + 1], ns, r = 0;
 	unsigned start = lo;
 	int saved = errno;
 
-	if (flags & CLOSE_RANGE_CLOEXEC)
+	/* Invalid arguments, and CLOSE_RANGE_CLOEXEC (nothing is closed
+	 * now): the kernel answers. */
+	if (lo > hi || (flags & CLOSE_RANGE_CLOEXEC) ||
+	    (flags & ~(CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)))
 		return REAL(close_range) ? REAL(close_range)(lo, hi, flags)
 					 : (int)syscall(SYS_close_range, lo, hi,
 							flags);
@@ -304,12 +322,15 @@ int engine_close_range(unsigned lo, unsigned hi, int flags)
 				engine_on_newfd((int)fd);
 		}
 	}
-	pthread_mutex_lock(&E.lk);
-	for (int i = 0; i < MAX_PRIVATE; i++)
-		if (private_fds[i] >= 0 && !private_dead[i] &&
-		    (unsigned)private_fds[i] >= lo && (unsigned)private_fds[i] <= hi)
-			spare[ns++] = private_fds[i];
-	pthread_mutex_unlock(&E.lk);
+	/* The shim's own descriptors in the range are spared. */
+	ns = holds_list(spare, HOLDS_MAX);
+	{
+		int k = 0;
+		for (int i = 0; i < ns; i++)
+			if ((unsigned)spare[i] >= lo && (unsigned)spare[i] <= hi)
+				spare[k++] = spare[i];
+		ns = k;
+	}
 	if (dl_log_fd() > 2 && (unsigned)dl_log_fd() >= lo &&
 	    (unsigned)dl_log_fd() <= hi)
 		spare[ns++] = dl_log_fd();

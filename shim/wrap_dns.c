@@ -19,7 +19,8 @@ static int do_getaddrinfo(const char *node, const char *service,
 	if (!engine_enabled())
 		return REAL(getaddrinfo)(node, service, hints, res);
 	r = engine_getaddrinfo(node, service, hints, res);
-	if (r == 0 && node)
+	/* AI_NUMERICHOST: node is an address, which teaches nothing. */
+	if (r == 0 && node && !(hints && (hints->ai_flags & AI_NUMERICHOST)))
 		engine_learn_addrinfo(node, *res);
 	return r;
 }

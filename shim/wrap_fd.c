@@ -19,6 +19,11 @@
 
 static int do_close(int fd)
 {
+	/* Not the program's number: natively it is not open. */
+	if (engine_own_fd(fd)) {
+		errno = EBADF;
+		return -1;
+	}
 	if (engine_enabled()) {
 		if (inject_on)
 			engine_slow_close(fd, inject_detach(fd, 1));
@@ -71,6 +76,8 @@ static int do_dup3(int oldfd, int newfd, int flags, int which)
 {
 	int r;
 
+	if (which != 1 && newfd != oldfd && engine_enabled())
+		engine_evict_fd(newfd);
 	if (which == 1)
 		r = REAL(dup)(oldfd);
 	else if (which == 2)

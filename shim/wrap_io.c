@@ -25,7 +25,7 @@ static ssize_t do_read(int fd, void *buf, size_t n)
 {
 	struct dl_io io = { .op = OP_READ, .buf = buf, .len = n };
 
-	if (!fdtab_tracked(fd))
+	if (!engine_tracked(fd))
 		return REAL(read)(fd, buf, n);
 	return engine_io(fd, &io);
 }
@@ -46,7 +46,7 @@ static ssize_t do_readv(int fd, const struct iovec *iov, int cnt)
 {
 	struct dl_io io = { .op = OP_READV, .iov = iov, .iovcnt = cnt };
 
-	if (!fdtab_tracked(fd))
+	if (!engine_tracked(fd))
 		return REAL(readv)(fd, iov, cnt);
 	return engine_io(fd, &io);
 }
@@ -63,7 +63,7 @@ static ssize_t do_recvfrom(int fd, void *buf, size_t n, int flags,
 			    .len = n, .flags = flags, .from = from,
 			    .fromlen = fromlen };
 
-	if (!fdtab_tracked(fd))
+	if (!engine_tracked(fd))
 		return plain ? REAL(recv)(fd, buf, n, flags)
 			     : REAL(recvfrom)(fd, buf, n, flags, from, fromlen);
 	return engine_io(fd, &io);
@@ -101,7 +101,7 @@ static ssize_t do_recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	struct dl_io io = { .op = OP_RECVMSG, .msg = msg, .flags = flags };
 
-	if (!fdtab_tracked(fd))
+	if (!engine_tracked(fd))
 		return REAL(recvmsg)(fd, msg, flags);
 	return engine_io(fd, &io);
 }
@@ -117,7 +117,7 @@ static ssize_t do_write(int fd, const void *buf, size_t n)
 {
 	struct dl_io io = { .op = OP_WRITE, .buf = (void *)buf, .len = n };
 
-	if (!fdtab_tracked(fd))
+	if (!engine_tracked(fd))
 		return REAL(write)(fd, buf, n);
 	return engine_io(fd, &io);
 }
@@ -131,7 +131,7 @@ static ssize_t do_writev(int fd, const struct iovec *iov, int cnt)
 {
 	struct dl_io io = { .op = OP_WRITEV, .iov = iov, .iovcnt = cnt };
 
-	if (!fdtab_tracked(fd))
+	if (!engine_tracked(fd))
 		return REAL(writev)(fd, iov, cnt);
 	return engine_io(fd, &io);
 }
@@ -148,7 +148,7 @@ static ssize_t do_sendto(int fd, const void *buf, size_t n, int flags,
 			    .buf = (void *)buf, .len = n, .flags = flags,
 			    .to = to, .tolen = tolen };
 
-	if (!fdtab_tracked(fd))
+	if (!engine_tracked(fd))
 		return plain ? REAL(send)(fd, buf, n, flags)
 			     : REAL(sendto)(fd, buf, n, flags, to, tolen);
 	return engine_io(fd, &io);
@@ -170,7 +170,7 @@ static ssize_t do_sendmsg(int fd, const struct msghdr *msg, int flags)
 	struct dl_io io = { .op = OP_SENDMSG, .msg = (struct msghdr *)msg,
 			    .flags = flags };
 
-	if (!fdtab_tracked(fd))
+	if (!engine_tracked(fd))
 		return REAL(sendmsg)(fd, msg, flags);
 	return engine_io(fd, &io);
 }

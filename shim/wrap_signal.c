@@ -1,9 +1,13 @@
-/* wrap_signal.c - sigaction and signal, so that the shim knows whether an
- * interrupted wait is to be restarted (see signals.h). */
+/* wrap_signal.c - every way a program installs a signal handler, so that
+ * each one runs through the shim's trampoline (see signals.h). */
 #include <signal.h>
 
 #include "real.h"
 #include "signals.h"
+
+sighandler_t sysv_signal(int sig, sighandler_t h);
+sighandler_t __sysv_signal(int sig, sighandler_t h);
+sighandler_t bsd_signal(int sig, sighandler_t h);
 
 DL_EXPORT int sigaction(int sig, const struct sigaction *act,
 			struct sigaction *old)
@@ -14,4 +18,24 @@ DL_EXPORT int sigaction(int sig, const struct sigaction *act,
 DL_EXPORT sighandler_t signal(int sig, sighandler_t h)
 {
 	return sig_signal(sig, h);
+}
+
+DL_EXPORT sighandler_t bsd_signal(int sig, sighandler_t h)
+{
+	return sig_signal(sig, h);
+}
+
+DL_EXPORT sighandler_t sysv_signal(int sig, sighandler_t h)
+{
+	return sig_sysv_signal(sig, h);
+}
+
+DL_EXPORT sighandler_t __sysv_signal(int sig, sighandler_t h)
+{
+	return sig_sysv_signal(sig, h);
+}
+
+DL_EXPORT int siginterrupt(int sig, int flag)
+{
+	return sig_interrupt(sig, flag);
 }

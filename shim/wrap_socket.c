@@ -84,7 +84,7 @@ DL_EXPORT int accept4(int lfd, struct sockaddr *addr, socklen_t *len,
 static int do_shutdown(int fd, int how)
 {
 	/* An expired fd fails every I/O call until close(). */
-	if (fdtab_tracked(fd) && engine_fail_expired(fd))
+	if (engine_tracked(fd) && engine_fail_expired(fd))
 		return -1;
 	return REAL(shutdown)(fd, how);
 }
@@ -99,7 +99,7 @@ DL_EXPORT int shutdown(int fd, int how)
 static int do_getsockopt(int fd, int level, int name, void *val,
 			 socklen_t *len)
 {
-	if (!fdtab_tracked(fd))
+	if (!engine_tracked(fd))
 		return REAL(getsockopt)(fd, level, name, val, len);
 	return engine_getsockopt(fd, level, name, val, len);
 }

@@ -14,6 +14,7 @@
 #include <sys/select.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include "engine.h"
 #include "inject.h"
@@ -97,6 +98,16 @@ static void note_select_wait(int nfds, const fd_set *r, const fd_set *w)
 }
 
 /* ---- poll / ppoll ---------------------------------------------------- */
+
+/* More entries than RLIMIT_NOFILE: the kernel answers EINVAL without
+ * reading the array, and so must the shim (it would read past its end). */
+static int poll_invalid(nfds_t n)
+{
+	struct rlimit rl;
+
+	return n > 1024 && getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	       rl.rlim_cur != RLIM_INFINITY && n > rl.rlim_cur;
+}
 
 /* app_ns: the program's timeout in ns, -1 for none. */
 static int poll_sliced(struct pollfd *fds, nfds_t n, int64_t app_ns,
@@ -281,6 +292,8 @@ static int select_faulted(int nfds, fd_set *r, fd_set *w, fd_set *e,
 
 static int do_poll(struct pollfd *fds, nfds_t n, int timeout)
 {
+	if (self_outside() || poll_invalid(n))
+		return REAL(poll)(fds, n, timeout);
 	if (timeout != 0)
 		note_poll_wait(fds, n);
 	if (inject_active())
@@ -309,6 +322,8 @@ DL_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout,
 static int do_ppoll(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
 		    const sigset_t *mask)
 {
+	if (self_outside() || poll_invalid(n))
+		return REAL(ppoll)(fds, n, tmo, mask);
 	if (!tmo || tmo->tv_sec || tmo->tv_nsec)
 		note_poll_wait(fds, n);
 	if ((!engine_armed() && !inject_active()) ||
@@ -421,6 +436,8 @@ static int do_select(int nfds, fd_set *r, fd_set *w, fd_set *e,
 	int64_t left;
 	int res;
 
+	if (self_outside())
+		return REAL(select)(nfds, r, w, e, tv);
 	if (!tv || tv->tv_sec || tv->tv_usec)
 		note_select_wait(nfds, r, w);
 	if (select_plain(nfds, tv))
@@ -447,6 +464,8 @@ DL_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e,
 static int do_pselect(int nfds, fd_set *r, fd_set *w, fd_set *e,
 		      const struct timespec *ts, const sigset_t *mask)
 {
+	if (self_outside())
+		return REAL(pselect)(nfds, r, w, e, ts, mask);
 	if (!ts || ts->tv_sec || ts->tv_nsec)
 		note_select_wait(nfds, r, w);
 	if ((!engine_armed() && !inject_active()) || nfds < 0 ||
@@ -526,6 +545,9 @@ static int epoll_faulted(int epfd, struct epoll_event *ev, int max,
 static int do_epoll_pwait(int epfd, struct epoll_event *ev, int max,
 			  int timeout, const sigset_t *mask, int plain)
 {
+	if (self_outside())
+		return plain ? REAL(epoll_wait)(epfd, ev, max, timeout)
+			     : REAL(epoll_pwait)(epfd, ev, max, timeout, mask);
 	if (inject_active() && max > 0)
 		return epoll_faulted(epfd, ev, max,
 				     timeout < 0 ? -1
@@ -553,6 +575,8 @@ DL_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max,
 static int do_epoll_pwait2(int epfd, struct epoll_event *ev, int max,
 			   const struct timespec *tmo, const sigset_t *mask)
 {
+	if (self_outside())
+		return REAL(epoll_pwait2)(epfd, ev, max, tmo, mask);
 	if ((!engine_armed() && !inject_active()) || max <= 0 ||
 	    (tmo && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 || tmo->tv_nsec >= NS)))
 		return REAL(epoll_pwait2)(epfd, ev, max, tmo, mask);
@@ -571,7 +595,11 @@ DL_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max,
 /* Registration is how an epoll program says it waits on a socket. */
 static int do_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
-	int r = inject_on ? inject_epoll_ctl(epfd, op, fd, ev)
+	int r;
+
+	if (self_outside())
+		return REAL(epoll_ctl)(epfd, op, fd, ev);
+	r = inject_on ? inject_epoll_ctl(epfd, op, fd, ev)
 			  : REAL(epoll_ctl)(epfd, op, fd, ev);
 
 	if (r == 0 && engine_idle_watch())

@@ -1,5 +1,5 @@
 /* test_fault.c - fault injection decisions and configuration
- * (shim/fault.c, the `faults` part of shim/conf.c). */
+ * (shim/fault.c, shim/conf_faults.c). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <math.h>
@@ -474,4 +474,283 @@ Test(fault_conf, a_switch_set_false_is_no_fault)
 {
 	load_bad("defaults = { faults = { refuse = false; }; };",
 		 "names no fault");
+}
+
+/* -------------------------------------------------------- group keys */
+
+/* Every (source, index) of the whole domain has a key of its own; the
+ * keys of earlier versions are kept where they did not collide. */
+Test(fault_keys, injective_over_the_whole_domain)
+{
+	size_t n = 2 * ((size_t)FAULT_KEY_INDEX_MAX + 1), a = 0, b = 0;
+	uint32_t *k = malloc(n * sizeof(*k));
+
+	cr_assert_not_null(k);
+	for (unsigned i = 0; i <= FAULT_KEY_INDEX_MAX; i++) {
+		k[2 * i] = fault_group_key(FSRC_FILE, i);
+		k[2 * i + 1] = fault_group_key(FSRC_SPEC, i);
+	}
+	cr_expect_eq(fault_keys_distinct(k, n, &a, &b), 1,
+		     "keys of positions %zu and %zu are both %u", a, b, k[a]);
+	free(k);
+	/* Unchanged: file rules below 1000 and `defaults`, and the specs
+	 * (same seed, same decisions as before). */
+	cr_expect_eq(fault_group_key(FSRC_FILE, 0), 0);
+	cr_expect_eq(fault_group_key(FSRC_FILE, 999), 999);
+	cr_expect_eq(fault_group_key(FSRC_SPEC, 0), 1000);
+	cr_expect_eq(fault_group_key(FSRC_SPEC, CONF_MAX_RULES - 1),
+		     1000 + CONF_MAX_RULES - 1);
+	/* Moved: file rules from the 1000th on, which met the specs. */
+	cr_expect_neq(fault_group_key(FSRC_FILE, 1000),
+		      fault_group_key(FSRC_SPEC, 0));
+	cr_expect_neq(fault_group_key(FSRC_FILE, 1001),
+		      fault_group_key(FSRC_SPEC, 1));
+	cr_expect_neq(fault_group_key(FSRC_FILE, CONF_MAX_RULES),
+		      fault_group_key(FSRC_SPEC, CONF_MAX_RULES - 1000));
+	/* Outside the domain: never a valid key. */
+	cr_expect_eq(fault_group_key(FSRC_FILE, FAULT_KEY_INDEX_MAX + 1),
+		     FAULT_KEY_INVALID);
+	cr_expect_eq(fault_group_key(FSRC_SPEC, FAULT_KEY_INDEX_MAX + 1),
+		     FAULT_KEY_INVALID);
+	cr_expect_eq(fault_group_key((enum fault_source)7, 1),
+		     FAULT_KEY_INVALID);
+}
+
+Test(fault_keys, duplicates_are_found)
+{
+	uint32_t k[] = { 3, 1000, 7, 1000, 9 };
+	uint32_t bad[] = { 3, FAULT_KEY_INVALID };
+	size_t a = 99, b = 99;
+
+	cr_expect_eq(fault_keys_distinct(k, 5, &a, &b), 0);
+	cr_expect_eq(a, 1);
+	cr_expect_eq(b, 3);
+	cr_expect_eq(fault_keys_distinct(k, 3, NULL, NULL), 1);
+	cr_expect_eq(fault_keys_distinct(bad, 2, &a, &b), 0);
+	cr_expect_eq(a, 1);
+	cr_expect_eq(b, 1);
+	cr_expect_eq(fault_keys_distinct(k, 0, NULL, NULL), 1);
+}
+
+/* The keys a decision is made with did not move for configurations whose
+ * keys never collided: pinned rolls (seed 42, host 127.0.0.1, conn 1,
+ * op 0, group 1, latency), as computed before the key change. */
+Test(fault_keys, same_seed_same_rolls)
+{
+	struct fault_ctx x = { .seed = 42, .host = fault_hash("127.0.0.1"),
+			       .conn = 1, .op = 0 };
+
+	x.rule = fault_group_key(FSRC_SPEC, 0);
+	cr_expect_eq(fault_roll(&x, 1, FK_LATENCY), 0xc85227db5cbe65c2ull);
+	x.rule = fault_group_key(FSRC_FILE, 5);
+	cr_expect_eq(fault_roll(&x, 1, FK_LATENCY), 0x5b1225654708acbcull);
+	x.rule = fault_group_key(FSRC_FILE, 0);
+	cr_expect_eq(fault_roll(&x, 1, FK_LATENCY), 0x120ece553cd7fc99ull);
+}
+
+/* "rules = ( ... );" with n rules, each with one fault group matching a
+ * host of its own ("r<N>.test"). */
+static char *rules_with_faults(int n)
+{
+	size_t cap = (size_t)n * 96 + 128, o = 0;
+	char *s = malloc(cap);
+
+	cr_assert_not_null(s);
+	o += (size_t)snprintf(s + o, cap - o,
+			      "defaults = { faults = { latency = 1; "
+			      "probability = 0.5; }; };\nrules = (\n");
+	for (int i = 0; i < n; i++)
+		o += (size_t)snprintf(s + o, cap - o,
+				      "%s{ host = \"r%d.test\"; faults = ( "
+				      "{ latency = 1; probability = 0.5; }, "
+				      "{ eof = true; } ); }\n",
+				      i ? "," : "", i + 1);
+	cr_assert_lt(o, cap - 4);
+	snprintf(s + o, cap - o, ");\n");
+	return s;
+}
+
+/* n specs "host=s<N>.test latency=1ms p=0.5", loaded as inject_load
+ * loads DEADLINE_FAULTS. */
+static void load_specs(struct conf *c, int n)
+{
+	size_t cap = (size_t)n * 48 + 16, o = 0;
+	char *specs = malloc(cap), *text;
+	const char *err = NULL;
+
+	cr_assert_not_null(specs);
+	specs[0] = 0;
+	for (int i = 0; i < n; i++)
+		o += (size_t)snprintf(specs + o, cap - o,
+				      "%shost=s%d.test latency=1ms p=0.5",
+				      i ? "; " : "", i + 1);
+	text = fault_specs_to_conf(specs, &err);
+	cr_assert_not_null(text, "%s", err);
+	load_ok(c, text);
+	cr_assert_eq(c->nrules, (size_t)n);
+	free(text);
+	free(specs);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The largest file the configuration allows, plus specs across the whole
+ * range the file rules from the 1000th on used to share: every rule has
+ * a key of its own, and so every group a (key, group) of its own. */
+Test(fault_keys, max_rules_plus_specs_all_distinct)
+{
+	struct conf file, specs;
+	char *text = rules_with_faults(CONF_MAX_RULES);
+	int nspecs = CONF_MAX_RULES - 1000 + 8;
+	char msg[160] = "";
+	size_t nk = 0, cap, a = 0, b = 0;
+	uint64_t *gk;
+	uint32_t *rk;
+
+	load_ok(&file, text);
+	free(text);
+	cr_assert_eq(file.nrules, CONF_MAX_RULES);
+	cr_assert_eq(file.rules[CONF_MAX_RULES - 1].index, CONF_MAX_RULES);
+	load_specs(&specs, nspecs);
+	cr_expect_eq(fault_conf_keys_check(&file, &specs, msg, sizeof(msg)),
+		     0, "%s", msg);
+	cr_expect_eq(fault_conf_keys_check(&file, NULL, msg, sizeof(msg)), 0,
+		     "%s", msg);
+	cr_expect_eq(fault_conf_keys_check(NULL, &specs, msg, sizeof(msg)), 0,
+		     "%s", msg);
+
+	/* The same, group by group, keyed as the shim keys them: the
+	 * effective rule index (0 for defaults) and the spec position. */
+	cap = CONF_MAX_FAULTS * (1 + file.nrules + specs.nrules);
+	gk = malloc(cap * sizeof(*gk));
+	rk = malloc((1 + file.nrules + specs.nrules) * sizeof(*rk));
+	cr_assert(gk && rk);
+	for (size_t r = 0; r <= file.nrules; r++) {
+		struct conf_effective e;
+		uint32_t key;
+
+		conf_effective(&file, r ? &file.rules[r - 1] : NULL, &e);
+		key = fault_group_key(FSRC_FILE, e.rule_index);
+		rk[r] = key;
+		cr_assert_gt(e.nfaults, 0);
+		for (uint16_t g = 0; g < e.nfaults; g++)
+			gk[nk++] = (uint64_t)key << 16 | e.faults[g].group;
+	}
+	for (size_t i = 0; i < specs.nrules; i++) {
+		uint32_t key = fault_group_key(FSRC_SPEC, (unsigned)i);
+
+		rk[1 + file.nrules + i] = key;
+		for (uint16_t g = 0; g < specs.rules[i].v.nfaults; g++)
+			gk[nk++] = (uint64_t)key << 16 |
+				   specs.rules[i].v.faults[g].group;
+	}
+	cr_expect_eq(fault_keys_distinct(rk, 1 + file.nrules + specs.nrules,
+					 &a, &b), 1,
+		     "rules at %zu and %zu share key %u", a, b, rk[a]);
+	qsort(gk, nk, sizeof(*gk), cmp_u64);
+	for (size_t i = 1; i < nk; i++)
+		cr_assert_neq(gk[i], gk[i - 1], "two groups share key %llu, "
+			      "group %llu", (unsigned long long)(gk[i] >> 16),
+			      (unsigned long long)(gk[i] & 0xffff));
+	free(gk);
+	free(rk);
+	conf_free(&file);
+	conf_free(&specs);
+}
+
+/* The load-time check names the two rules when keys do collide (here a
+ * hand-made file whose rules claim one index twice). */
+Test(fault_keys, check_names_a_collision)
+{
+	struct conf c;
+	struct conf_rule r[2];
+	char msg[160] = "";
+
+	conf_init(&c);
+	memset(r, 0, sizeof(r));
+	snprintf(r[0].name, sizeof(r[0].name), "first");
+	snprintf(r[1].name, sizeof(r[1].name), "second");
+	r[0].index = r[1].index = 5;
+	c.rules = r;
+	c.nrules = 2;
+	cr_expect_eq(fault_conf_keys_check(&c, NULL, msg, sizeof(msg)), -1);
+	cr_expect_str_eq(msg, "first and second");
+	r[1].index = 0;
+	cr_expect_eq(fault_conf_keys_check(&c, NULL, msg, sizeof(msg)), -1);
+	cr_expect_str_eq(msg, "defaults and second");
+	r[1].index = 6;
+	cr_expect_eq(fault_conf_keys_check(&c, NULL, msg, sizeof(msg)), 0);
+}
+
+/* Two p=0.5 connect-latency groups keyed ka and kb over n connections,
+ * each numbered per (key, host) as the shim numbers them: how many
+ * connections got any delay, both, only a's, only b's. */
+static void draws(uint32_t ka, uint32_t kb, uint64_t seed, int n,
+		  int *any, int *both, int *a_only, int *b_only)
+{
+	struct fault_spec s = { .kinds = FK_BIT(FK_LATENCY), .group = 1,
+				.on = FON_CONNECT, .probability = 0.5 };
+	uint64_t host = fault_hash("127.0.0.1");
+	uint64_t na = 0, nb = 0;
+
+	*any = *both = *a_only = *b_only = 0;
+	for (int i = 0; i < n; i++) {
+		/* One counter per key: a shared key shares the counter. */
+		uint64_t ca = ++na, cb = ka == kb ? ca : ++nb;
+		struct fault_ctx xa = { .seed = seed, .rule = ka, .host = host,
+					.conn = ca, .op = 0 };
+		struct fault_ctx xb = { .seed = seed, .rule = kb, .host = host,
+					.conn = cb, .op = 0 };
+		int fa = fault_fires(&s, FK_LATENCY, &xa);
+		int fb = fault_fires(&s, FK_LATENCY, &xb);
+
+		*any += fa || fb;
+		*both += fa && fb;
+		*a_only += fa && !fb;
+		*b_only += fb && !fa;
+	}
+}
+
+/* Issue 14: a file rule from the 1000th on and a DEADLINE_FAULTS spec,
+ * each with a p=0.5 latency group, over 2,000 connections: they fire
+ * independently, so about 75 % of connections get at least one delay (not
+ * 50 %), each group alone about 25 %, both about 25 %; the spec's group is
+ * the first to fire on its own share.  With one shared key (the old
+ * keying: rule 1000 + i and spec i were both 1000 + i) it is exactly
+ * 50 %, and the spec's group never fires alone. */
+Test(fault_keys, independent_groups_draw_independently)
+{
+	const int n = 2000;
+	const unsigned rules[] = { 1000, 1001, 1010, CONF_MAX_RULES };
+
+	for (size_t r = 0; r < sizeof(rules) / sizeof(rules[0]); r++) {
+		uint32_t ka = fault_group_key(FSRC_FILE, rules[r]);
+		uint32_t kb = fault_group_key(FSRC_SPEC, rules[r] - 1000);
+
+		for (uint64_t seed = 1; seed <= 3; seed++) {
+			int any, both, ao, bo;
+
+			draws(ka, kb, seed, n, &any, &both, &ao, &bo);
+			cr_expect(fabs((double)any / n - 0.75) < 0.04,
+				  "rule %u, seed %llu: %d of %d delayed, "
+				  "expected ~75 %%", rules[r],
+				  (unsigned long long)seed, any, n);
+			cr_expect(fabs((double)both / n - 0.25) < 0.04,
+				  "both fired on %d of %d", both, n);
+			cr_expect(fabs((double)bo / n - 0.25) < 0.04,
+				  "the spec's group alone on %d of %d", bo, n);
+			cr_expect(fabs((double)ao / n - 0.25) < 0.04,
+				  "the rule's group alone on %d of %d", ao, n);
+			/* The control: one key for both is the bug. */
+			draws(ka, ka, seed, n, &any, &both, &ao, &bo);
+			cr_expect_eq(bo, 0);
+			cr_expect_eq(ao, 0);
+			cr_expect(fabs((double)any / n - 0.5) < 0.04);
+		}
+	}
 }

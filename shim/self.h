@@ -1,0 +1,93 @@
+/* self.h - what the calling thread is doing with the shim: the state that
+ * host-process safety turns on.  A leaf module (plain TLS, no calls into
+ * the shim), read by the wrappers' gate, the engine and the signal
+ * trampoline.
+ *
+ * Three classes of hazard are decided here, once, for every wrapper:
+ *  - a vfork child (or a clone(CLONE_VM) child) runs on the parent's
+ *    memory: nothing it runs through a wrapper may change the shim's state,
+ *    so the gate sends all its calls straight to libc (self_outside);
+ *  - a signal handler that re-enters the shim while its thread holds one
+ *    of the shim's locks would deadlock: the trampoline defers such a
+ *    handler until the lock is released (self.locks, self.npend);
+ *  - a non-local exit (siglongjmp from a handler, pthread_cancel) out of a
+ *    private wait must not leave the wait counted: the count is held only
+ *    while the thread is blocked in the kernel, and the trampoline and a
+ *    cancellation cleanup give it back (self.wait_c).
+ */
+#ifndef DL_SELF_H
+#define DL_SELF_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+struct dl_conn;
+
+#define SELF_PENDING_MAX 4
+
+struct dl_self {
+	int vfork_child; /* set across vfork(): in the child it stays set */
+	int locks; /* shim locks this thread holds */
+	int intr; /* a deferred handler without SA_RESTART ran: the next
+		   * private wait ends with EINTR, as the kernel's would */
+	int npend; /* handlers deferred while a lock was held */
+	struct {
+		int sig;
+		siginfo_t si;
+	} pend[SELF_PENDING_MAX];
+	/* The private wait this thread is counted in (conn_wait_enter). */
+	struct dl_conn *wait_c;
+	uint32_t wait_gen;
+	/* What the thread's waits keep between calls. */
+	uint32_t last_events; /* what the last private wait reported (POLL*) */
+	int hold_fd, hold_of; /* an orphaned call of this thread: its hold,
+			       * and the program's fd it stands for */
+	int64_t fault_wake; /* a timed fault is due then: end waits by it */
+};
+
+extern __thread struct dl_self dl_self __attribute__((tls_model("initial-exec")));
+
+/* Set once a clone(CLONE_VM) child (not a thread) was made: such a child
+ * shares memory but not the TLS flag, so the gate asks for the pid. */
+extern int self_vm_clones;
+extern pid_t self_pid; /* this process (set at start and in fork children) */
+
+/* self_outside - nonzero when the calling thread must not touch the
+ * shim's state at all: it is a vfork or clone(CLONE_VM) child running on
+ * its parent's memory. */
+static inline int self_outside(void)
+{
+	if (__builtin_expect(dl_self.vfork_child, 0))
+		return 1;
+	if (__builtin_expect(__atomic_load_n(&self_vm_clones, __ATOMIC_RELAXED), 0))
+		return getpid() != __atomic_load_n(&self_pid, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/* Run when a thread releases its last shim lock with handlers deferred
+ * (set by the signal layer; NULL where there is none, as in unit tests). */
+extern void (*self_deferred_hook)(void);
+
+/* self_lock / self_unlock - every lock of the shim's, counted so that the
+ * signal trampoline defers a handler arriving meanwhile (a handler that
+ * re-entered the shim could wait for the very lock its thread holds). */
+static inline void self_lock(pthread_mutex_t *m)
+{
+	dl_self.locks++;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	pthread_mutex_lock(m);
+}
+
+static inline void self_unlock(pthread_mutex_t *m)
+{
+	pthread_mutex_unlock(m);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (!--dl_self.locks && __builtin_expect(dl_self.npend, 0) &&
+	    self_deferred_hook)
+		self_deferred_hook();
+}
+
+#endif
