@@ -27,7 +27,10 @@ __attribute__((destructor)) static void stats_write(void)
 
 	if (!E.stats_path || !E.stats)
 		return;
-	fd = open(E.stats_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	/* Never block at exit (a FIFO with no reader): O_NONBLOCK. */
+	fd = open(E.stats_path,
+		  O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
+		  0644);
 	if (fd < 0) {
 		dl_log_warn("DEADLINE_STATS=%s: cannot open: %s", E.stats_path,
 			    strerror(errno));

@@ -113,6 +113,9 @@ static void expect_results(const struct dl_result *r, const char *who,
 {
 	dl_assert_run(r, !r->timed_out,
 		      "%s run hung: killed at the hard timeout", who);
+	dl_assert_run(r, !r->signaled,
+		      "%s run was killed by signal %d (%s)", who, r->sig,
+		      sigabbrev_np(r->sig) ? sigabbrev_np(r->sig) : "?");
 	dl_assert_run(r, r->exited && r->code == 0 && !dl_sanitizer_report(r),
 		      "%s run did not exit 0", who);
 	for (; want && *want; want++)
@@ -429,7 +432,7 @@ Test(harm_proc, procmodel_log_fifo_no_reader_no_deadline)
 
 /* Item 4: for 1.5 s a tight ping-pong on one tracked socket (echo server;
  * first-byte and request deadlines armed but generous, so the calls go
- * through the shim's locked bookkeeping) while an ITIMER_REAL every 200 us
+ * through the shim's locked bookkeeping) while an ITIMER_REAL every 100 us
  * runs an SA_RESTART handler that write()s one byte to another tracked
  * socket, whose echo the loop drains as it goes.  It must finish (today
  * it deadlocks: the handler waits for the lock its own thread holds) and
@@ -438,7 +441,7 @@ Test(harm_proc, signals_handler_write_no_deadlock)
 {
 	struct dl_server *srv = dl_stallsrv("echo", NULL);
 
-	like_native(hp_argv(DL_V("sig_write", srv->port_s, "1500")),
+	like_native(hp_argv(DL_V("sig_write", srv->port_s, "1500", "100")),
 		    DL_V("DEADLINE_REQUEST_TIMEOUT=20s",
 			 "DEADLINE_FIRST_BYTE_TIMEOUT=10s"), 7000,
 		    DL_V("sig_write loop=ok mismatches=0",
