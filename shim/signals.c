@@ -201,9 +201,9 @@ int sig_action(int sig, const struct sigaction *act, struct sigaction *old)
 	return r;
 }
 
-/* What glibc's signal() installs: the handler with only the signal itself
- * blocked, SA_RESTART unless siginterrupt(sig, 1) was called. */
-sighandler_t sig_signal(int sig, sighandler_t h)
+/* A handler installed the way glibc's one-call installers do: the
+ * previous handler is returned, SIG_ERR with errno on failure. */
+static sighandler_t install(int sig, sighandler_t h, int block_self, int flags)
 {
 	struct sigaction act, oact;
 
@@ -214,30 +214,28 @@ sighandler_t sig_signal(int sig, sighandler_t h)
 	memset(&act, 0, sizeof(act));
 	act.sa_handler = h;
 	sigemptyset(&act.sa_mask);
-	sigaddset(&act.sa_mask, sig);
-	act.sa_flags = sigismember(&sigintr, sig) ? 0 : SA_RESTART;
+	if (block_self)
+		sigaddset(&act.sa_mask, sig);
+	act.sa_flags = flags;
 	if (sig_action(sig, &act, &oact) < 0)
 		return SIG_ERR;
 	return oact.sa_handler;
+}
+
+/* What glibc's signal() installs: the handler with only the signal itself
+ * blocked, SA_RESTART unless siginterrupt(sig, 1) was called. */
+sighandler_t sig_signal(int sig, sighandler_t h)
+{
+	int intr = sig > 0 && sig < NSIG_MAX && sigismember(&sigintr, sig);
+
+	return install(sig, h, 1, intr ? 0 : SA_RESTART);
 }
 
 /* What glibc's sysv_signal() installs: one-shot, not deferred, not
  * restarted. */
 sighandler_t sig_sysv_signal(int sig, sighandler_t h)
 {
-	struct sigaction act, oact;
-
-	if (h == SIG_ERR || sig <= 0 || sig >= NSIG_MAX) {
-		errno = EINVAL;
-		return SIG_ERR;
-	}
-	memset(&act, 0, sizeof(act));
-	act.sa_handler = h;
-	sigemptyset(&act.sa_mask);
-	act.sa_flags = SA_RESETHAND | SA_NODEFER;
-	if (sig_action(sig, &act, &oact) < 0)
-		return SIG_ERR;
-	return oact.sa_handler;
+	return install(sig, h, 0, SA_RESETHAND | SA_NODEFER);
 }
 
 /* glibc's siginterrupt(): flips SA_RESTART of the installed handler and

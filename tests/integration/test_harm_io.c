@@ -335,7 +335,7 @@ Test(harm_io, flags_write_slowsink_nonblock)
 
 /* Issue item 3: write side after the peer closed: the first write goes
  * out (the peer answers RST), then EPIPE with SIGPIPE, or without it
- * under MSG_NOSIGNAL; MSG_MORE keeps the bytes corked, so no RST comes. */
+ * under MSG_NOSIGNAL (MSG_MORE: one call, the bytes stay corked). */
 Test(harm_io, flags_write_eof_block)
 {
 	flags_table("write", "eof", "block",
