@@ -230,4 +230,13 @@ char *conf_rule_describe(const struct conf_rule *r, char *buf, size_t len);
  * "did you mean" hints; exposed for tests. */
 unsigned conf_edit_distance(const char *a, const char *b, unsigned cap);
 
+/* conf_fault_keys_check - the keys of every rule that can carry fault
+ * groups, as the shim makes them: `defaults` and each rule of file
+ * (FSRC_FILE, by its index), each rule of specs (FSRC_SPEC, by position);
+ * either may be NULL.  Returns 0 when they are all distinct, -1 with the
+ * two rules named in msg ("rule#1000 and fault#1") when two share one,
+ * -2 when out of memory. */
+int conf_fault_keys_check(const struct conf *file, const struct conf *specs,
+			  char *msg, size_t cap);
+
 #endif

@@ -1,7 +1,6 @@
 /* fault.c - fault injection decisions (see fault.h). */
 #include "fault.h"
 
-#include "conf.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -158,46 +157,6 @@ int fault_keys_distinct(const uint32_t *keys, size_t n, size_t *a,
 		}
 	free(v);
 	return ok;
-}
-
-int fault_conf_keys_check(const struct conf *file, const struct conf *specs,
-			  char *msg, size_t cap)
-{
-	size_t nf = file ? file->nrules : 0, ns = specs ? specs->nrules : 0;
-	size_t n = 1 + nf + ns, a = 0, b = 0;
-	uint32_t *keys = malloc(n * sizeof(*keys));
-	const char *na, *nb;
-	int r;
-
-	if (!keys)
-		return -2;
-	/* Exactly as the shim keys them: conf_effective's rule_index (0
-	 * for defaults) and the position of a spec (inject.c). */
-	keys[0] = fault_group_key(FSRC_FILE, 0);
-	for (size_t i = 0; i < nf; i++)
-		keys[1 + i] = fault_group_key(FSRC_FILE, file->rules[i].index);
-	for (size_t i = 0; i < ns; i++)
-		keys[1 + nf + i] = fault_group_key(FSRC_SPEC, (unsigned)i);
-	r = fault_keys_distinct(keys, n, &a, &b);
-	free(keys);
-	if (r < 0)
-		return -2;
-	if (r)
-		return 0;
-#define NAME_AT(i)                                                          \
-	((i) == 0 ? "defaults"                                              \
-	 : (i) <= nf ? file->rules[(i) - 1].name                             \
-		     : specs->rules[(i) - 1 - nf].name)
-	na = NAME_AT(a);
-	nb = NAME_AT(b);
-#undef NAME_AT
-	if (msg && cap) {
-		if (a == b)
-			snprintf(msg, cap, "%s has no valid key", na);
-		else
-			snprintf(msg, cap, "%s and %s", na, nb);
-	}
-	return -1;
 }
 
 /* splitmix64's finaliser: a bijection that spreads every input bit. */

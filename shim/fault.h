@@ -164,16 +164,6 @@ uint32_t fault_group_key(enum fault_source src, unsigned index);
 int fault_keys_distinct(const uint32_t *keys, size_t n, size_t *a,
 			size_t *b);
 
-struct conf;
-/* fault_conf_keys_check - the keys of every rule that can carry fault
- * groups, as the shim makes them: `defaults` and each rule of file
- * (FSRC_FILE, by its index), each rule of specs (FSRC_SPEC, by position);
- * either may be NULL.  Returns 0 when they are all distinct, -1 with the
- * two rules named in msg ("rule#1000 and fault#1") when two share one,
- * -2 when out of memory. */
-int fault_conf_keys_check(const struct conf *file, const struct conf *specs,
-			  char *msg, size_t cap);
-
 /* Where a decision is made: everything it may depend on. */
 struct fault_ctx {
 	uint64_t seed;

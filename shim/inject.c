@@ -118,7 +118,7 @@ int inject_load(const struct conf *file)
 		 * alike; this keeps a change from slipping through.) */
 		char msg[2 * CONF_NAME_MAX + 32];
 
-		if (fault_conf_keys_check(file, I.have_specs ? &I.specs : 0,
+		if (conf_fault_keys_check(file, I.have_specs ? &I.specs : 0,
 					  msg, sizeof(msg)) == -1) {
 			dl_log_warn("internal error: the fault groups of %s "
 				    "would draw the same random numbers%s",

@@ -617,11 +617,11 @@ Test(fault_keys, max_rules_plus_specs_all_distinct)
 	cr_assert_eq(file.nrules, CONF_MAX_RULES);
 	cr_assert_eq(file.rules[CONF_MAX_RULES - 1].index, CONF_MAX_RULES);
 	load_specs(&specs, nspecs);
-	cr_expect_eq(fault_conf_keys_check(&file, &specs, msg, sizeof(msg)),
+	cr_expect_eq(conf_fault_keys_check(&file, &specs, msg, sizeof(msg)),
 		     0, "%s", msg);
-	cr_expect_eq(fault_conf_keys_check(&file, NULL, msg, sizeof(msg)), 0,
+	cr_expect_eq(conf_fault_keys_check(&file, NULL, msg, sizeof(msg)), 0,
 		     "%s", msg);
-	cr_expect_eq(fault_conf_keys_check(NULL, &specs, msg, sizeof(msg)), 0,
+	cr_expect_eq(conf_fault_keys_check(NULL, &specs, msg, sizeof(msg)), 0,
 		     "%s", msg);
 
 	/* The same, group by group, keyed as the shim keys them: the
@@ -678,13 +678,13 @@ Test(fault_keys, check_names_a_collision)
 	r[0].index = r[1].index = 5;
 	c.rules = r;
 	c.nrules = 2;
-	cr_expect_eq(fault_conf_keys_check(&c, NULL, msg, sizeof(msg)), -1);
+	cr_expect_eq(conf_fault_keys_check(&c, NULL, msg, sizeof(msg)), -1);
 	cr_expect_str_eq(msg, "first and second");
 	r[1].index = 0;
-	cr_expect_eq(fault_conf_keys_check(&c, NULL, msg, sizeof(msg)), -1);
+	cr_expect_eq(conf_fault_keys_check(&c, NULL, msg, sizeof(msg)), -1);
 	cr_expect_str_eq(msg, "defaults and second");
 	r[1].index = 6;
-	cr_expect_eq(fault_conf_keys_check(&c, NULL, msg, sizeof(msg)), 0);
+	cr_expect_eq(conf_fault_keys_check(&c, NULL, msg, sizeof(msg)), 0);
 }
 
 /* Two p=0.5 connect-latency groups keyed ka and kb over n connections,
