@@ -626,6 +626,25 @@ static DL_UNUSED pid_t dl_daemon(const char *const *argv, const char *cwd,
 	return pid;
 }
 
+/* Write text to <tmpdir>/name (name without '/'), or to the path name
+ * (with '/'); returns the path (static buffer, valid until the next
+ * call).  Fails the test on any error. */
+static DL_UNUSED const char *dl_write_file(const char *name, const char *text)
+{
+	static char path[PATH_MAX];
+	FILE *f;
+
+	if (strchr(name, '/'))
+		dl_fmt(path, sizeof(path), "%s", name);
+	else
+		dl_fmt(path, sizeof(path), "%s/%s", dl_tmpdir(), name);
+	f = fopen(path, "w");
+	cr_assert(f, "fopen %s: %s", path, strerror(errno));
+	fputs(text, f);
+	cr_assert(fclose(f) == 0, "fclose %s: %s", path, strerror(errno));
+	return path;
+}
+
 /* A port that was free on 127.0.0.1 a moment ago, for programs that
  * cannot bind port 0 and report it (redis-server). */
 static DL_UNUSED int dl_free_port(void)

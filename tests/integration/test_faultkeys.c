@@ -24,20 +24,6 @@ TestSuite(faultkeys, .init = dl_setup, .fini = dl_teardown, .timeout = 40);
 #define NCONNS 200
 #define DELAY_MS 3
 
-/* Write text to <tmpdir>/name; returns the path (static buffer). */
-static const char *write_file(const char *name, const char *text)
-{
-	static char path[PATH_MAX];
-	FILE *f;
-
-	dl_fmt(path, sizeof(path), "%s/%s", dl_tmpdir(), name);
-	f = fopen(path, "w");
-	cr_assert(f, "fopen %s: %s", path, strerror(errno));
-	fputs(text, f);
-	cr_assert(fclose(f) == 0, "fclose %s", path);
-	return path;
-}
-
 /* nrules rules: all but the last match only port 1 (never the server's),
  * the last ("last") matches 127.0.0.1 and delays half of the connects.
  * Returns the file's path. */
@@ -56,7 +42,7 @@ static const char *many_rules_conf(int nrules)
 			      "faults = { latency = \"%dms\"; on = \"connect\"; "
 			      "probability = 0.5; }; }\n);\n", DELAY_MS);
 	cr_assert(o < cap, "config text too long");
-	path = write_file("many.conf", t);
+	path = dl_write_file("many.conf", t);
 	free(t);
 	return path;
 }

@@ -67,20 +67,6 @@ static const char *kv(const char *fmt, ...)
 	return b;
 }
 
-/* Write text to <tmpdir>/name; returns the path (static buffer). */
-static const char *write_file(const char *name, const char *text)
-{
-	static char path[PATH_MAX];
-	FILE *f;
-
-	dl_fmt(path, sizeof(path), "%s/%s", dl_tmpdir(), name);
-	f = fopen(path, "w");
-	cr_assert(f, "fopen %s: %s", path, strerror(errno));
-	fputs(text, f);
-	cr_assert(fclose(f) == 0, "fclose %s", path);
-	return path;
-}
-
 /* Read a whole file (heap; "" when missing). */
 static char *read_file(const char *path)
 {
@@ -326,7 +312,7 @@ static void latency_jitter_conf(const char *loop)
 
 	dl_require_shim();
 	s = fsrv("echo", NULL);
-	conf = write_file("jitter.conf",
+	conf = dl_write_file("jitter.conf",
 			  "rules = (\n"
 			  "  { name = \"jit\"; cidr = \"127.0.0.1/32\";\n"
 			  "    faults = { latency = \"50ms\"; jitter = \"20ms\";"
@@ -1589,7 +1575,7 @@ static void log_file(const char *loop)
 
 	dl_require_shim();
 	s = fsrv("echo", NULL);
-	conf = write_file("flaky.conf",
+	conf = dl_write_file("flaky.conf",
 			  "rules = (\n"
 			  "  { name = \"flaky\"; cidr = \"127.0.0.1/32\";\n"
 			  "    faults = ( { refuse = true; nth = 2; } ); }\n"

@@ -608,15 +608,6 @@ struct names_env {
 	char port5[16], port6[16], port1[16];
 };
 
-static void write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	cr_assert(f, "open %s: %s", path, strerror(errno));
-	fputs(text, f);
-	cr_assert(fclose(f) == 0, "write %s: %s", path, strerror(errno));
-}
-
 /* Root, unshare and a bind mount over /etc/hosts, or skip the test; then
  * the hosts file, the configuration file and silent servers on
  * 127.0.0.5, 127.0.0.6 and 127.0.0.1. */
@@ -652,7 +643,7 @@ static void names_setup(struct names_env *ne)
 	dl_result_free(&r);
 
 	dl_fmt(conf, sizeof(conf), "%s/names.conf", dl_tmpdir());
-	write_file(conf, names_conf);
+	dl_write_file(conf, names_conf);
 	dl_fmt(ne->conf_env, sizeof(ne->conf_env), "DEADLINE_CONFIG=%s", conf);
 
 	harm_server("127.0.0.5", ports, sizeof(ports));
