@@ -39,7 +39,14 @@ static void trampoline(int sig, siginfo_t *si, void *ctx)
 {
 	int saved = errno;
 	struct app_handler h;
-	struct dl_self outer;
+	/* The interrupted call's wait state (not the whole struct: handlers
+	 * may run on a small alternate stack). */
+	struct {
+		struct dl_conn *wait_c;
+		uint32_t wait_gen, last_events;
+		int hold_fd, hold_of;
+		int64_t fault_wake;
+	} outer;
 
 	if (sig <= 0 || sig >= NSIG_MAX)
 		return;
@@ -75,7 +82,12 @@ static void trampoline(int sig, siginfo_t *si, void *ctx)
 	}
 	/* A wait this thread is counted in is given back while the handler
 	 * runs: if it leaves by siglongjmp, nothing stays counted. */
-	outer = dl_self;
+	outer.wait_c = dl_self.wait_c;
+	outer.wait_gen = dl_self.wait_gen;
+	outer.last_events = dl_self.last_events;
+	outer.hold_fd = dl_self.hold_fd;
+	outer.hold_of = dl_self.hold_of;
+	outer.fault_wake = dl_self.fault_wake;
 	if (outer.wait_c) {
 		dl_self.wait_c = 0;
 		__atomic_signal_fence(__ATOMIC_SEQ_CST);
