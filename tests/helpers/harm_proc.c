@@ -557,26 +557,6 @@ static void sw_handler(int sig)
 	errno = saved;
 }
 
-/* read exactly n bytes, retrying EINTR (SA_RESTART should make that
- * moot); returns 0, or the errno / -1 for EOF. */
-static int read_full(int fd, char *buf, size_t n)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t r = read(fd, buf + got, n - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return errno;
-		if (r == 0)
-			return -1;
-		got += (size_t)r;
-	}
-	return 0;
-}
-
 static int sig_write(int argc, char **argv)
 {
 	struct sigaction sa;
@@ -609,7 +589,6 @@ static int sig_write(int argc, char **argv)
 	t0 = hp_now_ns();
 	while (hp_ms_since(t0) < run_ms) {
 		char out[64], in[64];
-		int e;
 
 		hp_pattern_fill((uint64_t)iters, 0, out, sizeof(out));
 		if (write(loop, out, sizeof(out)) != (ssize_t)sizeof(out)) {
@@ -618,9 +597,8 @@ static int sig_write(int argc, char **argv)
 			loop_err = hp_errname(errno);
 			break;
 		}
-		e = read_full(loop, in, sizeof(in));
-		if (e) {
-			loop_err = e < 0 ? "eof" : hp_errname(e);
+		if (hp_read_full(loop, in, sizeof(in)) < 0) {
+			loop_err = errno == EPROTO ? "eof" : hp_errname(errno);
 			break;
 		}
 		if (memcmp(in, out, sizeof(in)))

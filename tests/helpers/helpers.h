@@ -277,6 +277,29 @@ static inline int hp_send_all(int fd, const void *buf, size_t n)
 	return 0;
 }
 
+/* read() exactly n bytes from a blocking socket, retrying EINTR; returns
+ * 0, or -1 with errno set (EPROTO at an early end-of-file). */
+static inline int hp_read_full(int fd, void *buf, size_t n)
+{
+	char *p = buf;
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = read(fd, p + got, n - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			errno = EPROTO;
+			return -1;
+		}
+		got += (size_t)r;
+	}
+	return 0;
+}
+
 /* The local port of a bound socket (the kernel picked it: we bind 0). */
 static inline int hp_bound_port(int fd)
 {

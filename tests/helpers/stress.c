@@ -171,28 +171,6 @@ static int tcp_to(const char *host, int port, int nonblock)
 	return fd;
 }
 
-/* Read exactly n bytes (blocking socket); 0, or -1 with errno (EPROTO at
- * an early EOF). */
-static int read_full(int fd, char *buf, size_t n)
-{
-	size_t got = 0;
-
-	while (got < n) {
-		ssize_t r = read(fd, buf + got, n - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		if (r == 0) {
-			errno = EPROTO;
-			return -1;
-		}
-		got += (size_t)r;
-	}
-	return 0;
-}
-
 /* Read one HTTP response with a Content-Length; returns the body length,
  * or -1 with errno. */
 static long read_http(int fd, char *buf, size_t cap)
@@ -228,7 +206,7 @@ static long read_http(int fd, char *buf, size_t cap)
 		return -1;
 	}
 	if ((size_t)body > have &&
-	    read_full(fd, buf + len, (size_t)body - have) < 0)
+	    hp_read_full(fd, buf + len, (size_t)body - have) < 0)
 		return -1;
 	buf[(size_t)(end + 4 - buf) + (size_t)body] = '\0';
 	return body;
@@ -329,7 +307,7 @@ static void run_echo(struct res *r, uint64_t *rng, int how)
 			res_fail(r, errno, "echo: send at %zu", sent);
 			goto done;
 		}
-		if (read_full(fd, in + sent, k) < 0) {
+		if (hp_read_full(fd, in + sent, k) < 0) {
 			res_fail(r, errno, "echo(how=%d): read at %zu of %zu",
 				 how, sent, n);
 			goto done;

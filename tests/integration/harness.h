@@ -626,6 +626,20 @@ static DL_UNUSED pid_t dl_daemon(const char *const *argv, const char *cwd,
 	return pid;
 }
 
+/* The line (up to its end) holds the token tok (" tok " or at an end). */
+static DL_UNUSED int dl_has_tok(const char *line, const char *tok)
+{
+	const char *end = strchr(line, '\n');
+	size_t n = strlen(tok);
+
+	for (const char *k = line; (k = strstr(k, tok)) && (!end || k < end);
+	     k += n)
+		if ((k == line || k[-1] == ' ') &&
+		    (k[n] == ' ' || k[n] == '\n' || k[n] == '\0'))
+			return 1;
+	return 0;
+}
+
 /* Write text to <tmpdir>/name (name without '/'), or to the path name
  * (with '/'); returns the path (static buffer, valid until the next
  * call).  Fails the test on any error. */

@@ -47,20 +47,6 @@ static const char *many_rules_conf(int nrules)
 	return path;
 }
 
-/* The line (up to its end) holds the token tok (" tok " or at an end). */
-static int has_tok(const char *line, const char *tok)
-{
-	const char *end = strchr(line, '\n');
-	size_t n = strlen(tok);
-
-	for (const char *k = line; (k = strstr(k, tok)) && (!end || k < end);
-	     k += n)
-		if ((k == line || k[-1] == ' ') &&
-		    (k[n] == ' ' || k[n] == '\n' || k[n] == '\0'))
-			return 1;
-	return 0;
-}
-
 /* Injected latency events of text, of rule `rule` (NULL: any). */
 static int latency_events(const char *text, const char *rule)
 {
@@ -72,9 +58,9 @@ static int latency_events(const char *text, const char *rule)
 	for (const char *p = text; p && *p;
 	     p = strchr(p, '\n'), p = p ? p + 1 : p)
 		if (!strncmp(p, "libdeadline: ", 13) &&
-		    has_tok(p, "event=fault") && has_tok(p, "injected=true") &&
-		    has_tok(p, "fault=latency") &&
-		    (!rule || has_tok(p, want)))
+		    dl_has_tok(p, "event=fault") && dl_has_tok(p, "injected=true") &&
+		    dl_has_tok(p, "fault=latency") &&
+		    (!rule || dl_has_tok(p, want)))
 			n++;
 	return n;
 }
@@ -85,7 +71,7 @@ static void connects(const char *out, int *ok, int *slow, long min_us)
 {
 	*ok = *slow = 0;
 	for (const char *p = out; (p = dl_line(p, "C ")); p++) {
-		if (!has_tok(p, "connect=0"))
+		if (!dl_has_tok(p, "connect=0"))
 			continue;
 		(*ok)++;
 		if (dl_field(p, " us=") >= min_us)

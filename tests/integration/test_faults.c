@@ -147,23 +147,9 @@ static long num(const struct dl_result *r, const char *prefix,
 	return -1;
 }
 
-/* The line (up to its end) holds the token tok (" tok " or at an end). */
-static int has_tok(const char *line, const char *tok)
-{
-	const char *end = strchr(line, '\n');
-	size_t n = strlen(tok);
-
-	for (const char *k = line; (k = strstr(k, tok)) && (!end || k < end);
-	     k += n)
-		if ((k == line || k[-1] == ' ') &&
-		    (k[n] == ' ' || k[n] == '\n' || k[n] == '\0'))
-			return 1;
-	return 0;
-}
-
 /* Assert that the line starting with prefix has token tok. */
 #define need_tok(r, prefix, tok)                                            \
-	dl_assert_run(r, has_tok(need_line(r, prefix), tok),                 \
+	dl_assert_run(r, dl_has_tok(need_line(r, prefix), tok),                 \
 		      "expected %s in the '%s' line", tok, prefix)
 
 /* Fault event lines of text: kind (NULL: any), injected=true (1) or
@@ -177,9 +163,9 @@ static int log_count(const char *text, const char *kind, int injected,
 	if (kind)
 		dl_fmt(want, sizeof(want), "fault=%s", kind);
 	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p) {
-		if (strncmp(p, "libdeadline: ", 13) || !has_tok(p, "event=fault") ||
-		    !has_tok(p, injected ? "injected=true" : "injected=false") ||
-		    (kind && !has_tok(p, want)) || (extra && !has_tok(p, extra)))
+		if (strncmp(p, "libdeadline: ", 13) || !dl_has_tok(p, "event=fault") ||
+		    !dl_has_tok(p, injected ? "injected=true" : "injected=false") ||
+		    (kind && !dl_has_tok(p, want)) || (extra && !dl_has_tok(p, extra)))
 			continue;
 		n++;
 	}
@@ -470,7 +456,7 @@ static void bandwidth_down(const char *loop)
 	     NULL);
 	dl_assert_run(&r, num(&r, "DOWN ", "got=") == 1048576 &&
 		      num(&r, "DOWN ", "bad=") == -1 &&
-		      has_tok(need_line(&r, "DOWN "), "eof=1"),
+		      dl_has_tok(need_line(&r, "DOWN "), "eof=1"),
 		      "expected 1 MiB intact");
 	span = num(&r, "DOWN ", "span_us=");
 	dl_assert_run(&r, span > 0, "no transfer time");
@@ -674,8 +660,8 @@ static void blackhole_then(const char *loop, const char *then)
 	if (reset)
 		need_tok(&r, "RW ", "err=ECONNRESET");
 	else
-		dl_assert_run(&r, has_tok(need_line(&r, "RW "), "err=0") &&
-			      has_tok(need_line(&r, "RW "), "eof=1"),
+		dl_assert_run(&r, dl_has_tok(need_line(&r, "RW "), "err=0") &&
+			      dl_has_tok(need_line(&r, "RW "), "eof=1"),
 			      "expected end-of-file");
 	ms = num(&r, "RW ", "ms=");
 	dl_assert_run(&r, ms >= 300 && ms <= 300 + f_slack(),
@@ -731,8 +717,8 @@ static void ends_after_bytes(const char *loop, const char *kind)
 			need_tok(&r, "DOWN ", "err=ECONNRESET");
 		else
 			dl_assert_run(&r,
-				      has_tok(need_line(&r, "DOWN "), "err=0") &&
-				      has_tok(need_line(&r, "DOWN "), "eof=1"),
+				      dl_has_tok(need_line(&r, "DOWN "), "err=0") &&
+				      dl_has_tok(need_line(&r, "DOWN "), "eof=1"),
 				      "expected end-of-file after 12345 bytes");
 		dl_assert_run(&r, log_count(r.err, kind, 1, "bytes=12345") == 1,
 			      "expected one %s event at bytes=12345", kind);
@@ -901,7 +887,7 @@ static void slice(const char *loop)
 	fcli(&r, 1, DL_V(faults("slice=1000")), loop, "download", src, NULL);
 	dl_assert_run(&r, num(&r, "DOWN ", "got=") == 1048576 &&
 		      num(&r, "DOWN ", "bad=") == -1 &&
-		      has_tok(need_line(&r, "DOWN "), "eof=1"),
+		      dl_has_tok(need_line(&r, "DOWN "), "eof=1"),
 		      "expected 1 MiB intact");
 	dl_assert_run(&r, num(&r, "DOWN ", "max_chunk=") <= 1000,
 		      "a read returned more than 1000 bytes");
@@ -1051,7 +1037,7 @@ static void spurious(const char *loop)
 	     loop, "download", src, "--timeout", "5000", NULL);
 	dl_assert_run(&r, num(&r, "DOWN ", "got=") == 1048576 &&
 		      num(&r, "DOWN ", "bad=") == -1 &&
-		      has_tok(need_line(&r, "DOWN "), "eof=1"),
+		      dl_has_tok(need_line(&r, "DOWN "), "eof=1"),
 		      "expected 1 MiB intact");
 	dl_assert_run(&r, num(&r, "DOWN ", "max_chunk=") <= 4096,
 		      "a read returned more than 4096 bytes");
@@ -1271,7 +1257,7 @@ static void which(const struct dl_result *r, const char *want, int n,
 		char pre[16];
 
 		dl_fmt(pre, sizeof(pre), "C %d ", i);
-		if (has_tok(need_line(r, pre), tok)) {
+		if (dl_has_tok(need_line(r, pre), tok)) {
 			int k = snprintf(buf + o, cap - o, "%d,", i);
 
 			cr_assert(k > 0 && (size_t)k < cap - o, "overflow");
@@ -1383,7 +1369,7 @@ static void trigger_window(const char *loop)
 	for (const char *p = rounds; p && *p;
 	     p = strchr(p, '\n'), p = p ? p + 1 : p) {
 		long t = dl_field(p, "t_ms="), t2 = dl_field(p, "t2_ms=");
-		int fail = has_tok(p, "w=EIO") || has_tok(p, "r=EIO");
+		int fail = dl_has_tok(p, "w=EIO") || dl_has_tok(p, "r=EIO");
 
 		if (fail) {
 			failed++;
@@ -1396,9 +1382,9 @@ static void trigger_window(const char *loop)
 			dl_assert_run(&r, fail, "no EIO inside the window: "
 				      "%.*s", (int)strcspn(p, "\n"), p);
 		}
-		dl_assert_run(&r, fail || (has_tok(p, "w=ok") &&
-					   (has_tok(p, "r=ok") ||
-					    has_tok(p, "r=-"))),
+		dl_assert_run(&r, fail || (dl_has_tok(p, "w=ok") &&
+					   (dl_has_tok(p, "r=ok") ||
+					    dl_has_tok(p, "r=-"))),
 			      "unexpected outcome: %.*s",
 			      (int)strcspn(p, "\n"), p);
 	}
@@ -1511,7 +1497,7 @@ static void dry_data(const char *loop)
 	     loop, "download", s, NULL);
 	dl_assert_run(&r, num(&r, "DOWN ", "got=") == 1048576 &&
 		      num(&r, "DOWN ", "bad=") == -1 &&
-		      has_tok(need_line(&r, "DOWN "), "err=0"),
+		      dl_has_tok(need_line(&r, "DOWN "), "err=0"),
 		      "expected 1 MiB intact, no error");
 	dl_assert_run(&r, num(&r, "DOWN ", "span_us=") < 2000000,
 		      "the dry-run bandwidth limit slowed the transfer");
@@ -1542,7 +1528,7 @@ static void dry_reset(const char *loop)
 			 "DEADLINE_FAULTS_DRY_RUN=1"),
 	     loop, "download", s, NULL);
 	dl_assert_run(&r, num(&r, "DOWN ", "got=") == 1048576 &&
-		      has_tok(need_line(&r, "DOWN "), "err=0"),
+		      dl_has_tok(need_line(&r, "DOWN "), "err=0"),
 		      "a dry-run reset cut the stream");
 	dl_assert_run(&r, log_count(r.err, NULL, 1, NULL) == 0,
 		      "a dry run logged an injected fault");
@@ -1604,8 +1590,8 @@ static void log_file(const char *loop)
 		cr_assert(!strncmp(f, want, strlen(want)),
 			  "log line %d: %.*s", lines, (int)(nl - p), p);
 		dl_fmt(conn, sizeof(conn), "conn=%d", 2 * lines);
-		cr_assert(has_tok(p, "trigger=\"nth=2\"") && has_tok(p, conn) &&
-			  has_tok(p, "op=0") &&
+		cr_assert(dl_has_tok(p, "trigger=\"nth=2\"") && dl_has_tok(p, conn) &&
+			  dl_has_tok(p, "op=0") &&
 			  strstr(f, "trigger=") < strstr(f, " conn=") &&
 			  strstr(f, " conn=") < strstr(f, " op="),
 			  "log line %d lacks trigger, %s or op=0: %.*s", lines,
