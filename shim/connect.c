@@ -60,7 +60,7 @@ static int connect_wait(int fd, struct dl_conn *c)
 		}
 		/* A connecting socket reports POLLOUT alone once the
 		 * handshake succeeded; a failure comes with ERR/HUP. */
-		if (dl_self.last_events & (POLLERR | POLLHUP)) {
+		if (dl_self.w.last_events & (POLLERR | POLLHUP)) {
 			if (REAL(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &err,
 					     &el) < 0)
 				return -1;

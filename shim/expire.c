@@ -245,7 +245,7 @@ static int expire_locked(int fd, struct dl_conn *c, int64_t now,
 	if (!conn_expire(c, ph))
 		return 0; /* another thread got there first */
 	/* An orphaned call waits on the shim's hold: name the program's fd. */
-	x->fd = fd == dl_self.hold_fd ? dl_self.hold_of : fd;
+	x->fd = fd == dl_self.w.hold_fd ? dl_self.w.hold_of : fd;
 	x->ph = ph;
 	x->limit_ms = limits_of(c)->ms[ph];
 	x->rule = eff_of(c)->rule_name;

@@ -221,7 +221,7 @@ static int io_fault_step(int *fdp, struct dl_conn *c, struct dl_io *io,
 		*cap = (io->flags & MSG_PEEK) ? p.peek_cap : p.cap;
 		*swallow = p.swallow;
 		*sliced = (io->flags & MSG_PEEK) ? 0 : p.sliced;
-		dl_self.fault_wake = p.wake;
+		dl_self.w.fault_wake = p.wake;
 		return 1;
 	case INJ_FAIL:
 		if (done) {
@@ -250,9 +250,9 @@ static int io_fault_step(int *fdp, struct dl_conn *c, struct dl_io *io,
 		return -1;
 	}
 	if (p.until == 0) {
-		dl_self.fault_wake = p.wake;
+		dl_self.w.fault_wake = p.wake;
 		w = wait_private(fd, c, POLLIN, app_ms);
-		dl_self.fault_wake = 0;
+		dl_self.w.fault_wake = 0;
 	} else {
 		w = wait_until(fd, c, p.until, app_ms);
 	}
@@ -312,7 +312,7 @@ static int io_ended(ssize_t r, int wrote)
 static int io_nothing_more(int fd, int wrote, int ask, int peek)
 {
 	int n = 0, saved = errno;
-	uint32_t ev = dl_self.last_events;
+	uint32_t ev = dl_self.w.last_events;
 
 	if (ask) {
 		struct pollfd p = { .fd = fd, .events = wrote ? 0 : POLLPRI };
@@ -452,7 +452,7 @@ ssize_t engine_io(int fd, struct dl_io *io)
 			/* Part of it is there: wait for the rest. */
 			w = io_wait_more(fd, c, want);
 			/* The peer ended or failed: what is there is all. */
-			peek_last = !!(dl_self.last_events &
+			peek_last = !!(dl_self.w.last_events &
 				       (POLLERR | POLLHUP | POLLRDHUP));
 			if (w == W_READY)
 				continue;
@@ -528,8 +528,8 @@ wait:
 					r = -1;
 					goto out;
 				}
-				dl_self.hold_fd = hold;
-				dl_self.hold_of = fd;
+				dl_self.w.hold_fd = hold;
+				dl_self.w.hold_of = fd;
 				fd = hold;
 				c = &orphan_conn;
 				continue;
@@ -557,13 +557,13 @@ wait:
 	errno = saved;
 	r = (ssize_t)done;
 out:
-	dl_self.fault_wake = 0;
+	dl_self.w.fault_wake = 0;
 	if (hold >= 0) {
 		/* The call returns: its reference to the file goes, and with
 		 * it the registrations the close left in our set. */
 		int e = errno;
 		holds_close(hold);
-		dl_self.hold_fd = -1;
+		dl_self.w.hold_fd = -1;
 		errno = e;
 	}
 	return r;

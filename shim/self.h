@@ -13,7 +13,7 @@
  *  - a non-local exit (siglongjmp from a handler, pthread_cancel) out of a
  *    private wait must not leave the wait counted: the count is held only
  *    while the thread is blocked in the kernel, and the trampoline and a
- *    cancellation cleanup give it back (self.wait_c).
+ *    cancellation cleanup give it back (self.w.wait_c).
  */
 #ifndef DL_SELF_H
 #define DL_SELF_H
@@ -28,6 +28,19 @@ struct dl_conn;
 
 #define SELF_PENDING_MAX 4
 
+/* What the thread's call in progress keeps about its waits: a signal
+ * handler that re-enters the shim runs with a fresh one, and the
+ * interrupted call gets its own back when the handler returns. */
+struct self_wait {
+	/* The private wait this thread is counted in (conn_wait_enter). */
+	struct dl_conn *wait_c;
+	uint32_t wait_gen;
+	uint32_t last_events; /* what the last private wait reported (POLL*) */
+	int hold_fd, hold_of; /* an orphaned call of this thread: its hold,
+			       * and the program's fd it stands for */
+	int64_t fault_wake; /* a timed fault is due then: end waits by it */
+};
+
 struct dl_self {
 	int vfork_child; /* set across vfork(): in the child it stays set */
 	int locks; /* shim locks this thread holds */
@@ -38,14 +51,7 @@ struct dl_self {
 		int sig;
 		siginfo_t si;
 	} pend[SELF_PENDING_MAX];
-	/* The private wait this thread is counted in (conn_wait_enter). */
-	struct dl_conn *wait_c;
-	uint32_t wait_gen;
-	/* What the thread's waits keep between calls. */
-	uint32_t last_events; /* what the last private wait reported (POLL*) */
-	int hold_fd, hold_of; /* an orphaned call of this thread: its hold,
-			       * and the program's fd it stands for */
-	int64_t fault_wake; /* a timed fault is due then: end waits by it */
+	struct self_wait w; /* the call in progress (saved by the trampoline) */
 };
 
 extern __thread struct dl_self dl_self __attribute__((tls_model("initial-exec")));

@@ -39,14 +39,7 @@ static void trampoline(int sig, siginfo_t *si, void *ctx)
 {
 	int saved = errno;
 	struct app_handler h;
-	/* The interrupted call's wait state (not the whole struct: handlers
-	 * may run on a small alternate stack). */
-	struct {
-		struct dl_conn *wait_c;
-		uint32_t wait_gen, last_events;
-		int hold_fd, hold_of;
-		int64_t fault_wake;
-	} outer;
+	struct self_wait outer;
 
 	if (sig <= 0 || sig >= NSIG_MAX)
 		return;
@@ -82,32 +75,23 @@ static void trampoline(int sig, siginfo_t *si, void *ctx)
 	}
 	/* A wait this thread is counted in is given back while the handler
 	 * runs: if it leaves by siglongjmp, nothing stays counted. */
-	outer.wait_c = dl_self.wait_c;
-	outer.wait_gen = dl_self.wait_gen;
-	outer.last_events = dl_self.last_events;
-	outer.hold_fd = dl_self.hold_fd;
-	outer.hold_of = dl_self.hold_of;
-	outer.fault_wake = dl_self.fault_wake;
+	outer = dl_self.w;
 	if (outer.wait_c) {
-		dl_self.wait_c = 0;
+		dl_self.w.wait_c = 0;
 		__atomic_signal_fence(__ATOMIC_SEQ_CST);
 		conn_wait_leave(outer.wait_c, outer.wait_gen);
 	}
-	dl_self.hold_fd = -1;
-	dl_self.fault_wake = 0;
+	dl_self.w.hold_fd = -1;
+	dl_self.w.fault_wake = 0;
 	errno = saved;
 	call_app(&h, sig, si, ctx);
 	saved = errno;
 	/* The handler returned: the interrupted call carries on as it was
 	 * (if its fd was closed meanwhile, its wait sees the new
-	 * generation). */
-	if (outer.wait_c && conn_wait_enter(outer.wait_c, outer.wait_gen))
-		dl_self.wait_c = outer.wait_c;
-	dl_self.wait_gen = outer.wait_gen;
-	dl_self.last_events = outer.last_events;
-	dl_self.hold_fd = outer.hold_fd;
-	dl_self.hold_of = outer.hold_of;
-	dl_self.fault_wake = outer.fault_wake;
+	 * generation and is no longer counted). */
+	if (outer.wait_c && !conn_wait_enter(outer.wait_c, outer.wait_gen))
+		outer.wait_c = 0;
+	dl_self.w = outer;
 	errno = saved;
 }
 

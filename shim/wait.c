@@ -45,13 +45,13 @@ static enum wait_result wait_private_counted(int fd, struct dl_conn *c,
  * cancellation cleanup (pthread_cancel acts inside ppoll). */
 static void wait_uncount(void *arg)
 {
-	struct dl_conn *c = dl_self.wait_c;
+	struct dl_conn *c = dl_self.w.wait_c;
 
 	(void)arg;
 	if (c) {
-		dl_self.wait_c = 0;
+		dl_self.w.wait_c = 0;
 		__atomic_signal_fence(__ATOMIC_SEQ_CST);
-		conn_wait_leave(c, dl_self.wait_gen);
+		conn_wait_leave(c, dl_self.w.wait_gen);
 	}
 }
 
@@ -61,13 +61,13 @@ enum wait_result wait_private(int fd, struct dl_conn *c,
 	uint32_t gen = conn_gen(c);
 	enum wait_result w;
 
-	dl_self.wait_gen = gen;
+	dl_self.w.wait_gen = gen;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	if (!conn_wait_enter(c, gen))
 		return conn_gen(c) != gen ? W_ORPHANED
 					  : wait_private_counted(fd, c, events,
 								 app_ms);
-	dl_self.wait_c = c;
+	dl_self.w.wait_c = c;
 	pthread_cleanup_push(wait_uncount, 0);
 	w = wait_private_counted(fd, c, events, app_ms);
 	pthread_cleanup_pop(1);
@@ -104,13 +104,13 @@ static enum wait_result wait_private_counted(int fd, struct dl_conn *c,
 		}
 		if (app_dl && now >= app_dl)
 			return W_APP_TIMEOUT;
-		if (dl_self.fault_wake && now >= dl_self.fault_wake)
+		if (dl_self.w.fault_wake && now >= dl_self.w.fault_wake)
 			return W_READY; /* the caller asks the injector again */
 		until = dl;
 		if (app_dl && (!until || app_dl < until))
 			until = app_dl;
-		if (dl_self.fault_wake && (!until || dl_self.fault_wake < until))
-			until = dl_self.fault_wake;
+		if (dl_self.w.fault_wake && (!until || dl_self.w.fault_wake < until))
+			until = dl_self.w.fault_wake;
 		ts.tv_sec = (time_t)((until - now) / CLOCK_NS_PER_SEC);
 		ts.tv_nsec = (long)((until - now) % CLOCK_NS_PER_SEC);
 		if (dl_self.intr) {
@@ -131,7 +131,7 @@ static enum wait_result wait_private_counted(int fd, struct dl_conn *c,
 			if (app_ms || sig_interrupted_norestart())
 				return W_INTR;
 		} else if (n == 1) {
-			dl_self.last_events = (uint16_t)pfd.revents;
+			dl_self.w.last_events = (uint16_t)pfd.revents;
 			if (conn_gen(c) != gen)
 				return W_READY; /* closed under us */
 			if (conn_state(c) & CONN_EXPIRED)
