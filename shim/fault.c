@@ -252,12 +252,18 @@ size_t fault_bw_chunk(uint64_t rate)
 
 int64_t fault_bw_advance(int64_t next, int64_t now, uint64_t rate, size_t n)
 {
-	/* A connection idle for a while does not bank credit: the clock
-	 * restarts from now, so a burst is at most one chunk. */
-	int64_t base = next > now ? next : now;
+	/* A call that comes a little late (by less than one chunk's time:
+	 * the program was busy, or the machine did not run it at once)
+	 * keeps the schedule, so the next ones catch up and the rate holds
+	 * on a busy machine.  A connection idle for longer does not bank
+	 * credit: the clock restarts from now.  Either way a burst is at
+	 * most two chunks. */
+	int64_t base, grace;
 
 	if (!rate)
-		return base;
+		return next > now ? next : now;
+	grace = (int64_t)((double)fault_bw_chunk(rate) * 1e9 / (double)rate);
+	base = next && next >= now - grace ? next : now;
 	return base + (int64_t)((double)n * 1e9 / (double)rate);
 }
 

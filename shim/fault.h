@@ -211,7 +211,9 @@ size_t fault_bw_chunk(uint64_t rate);
 
 /* fault_bw_advance - the bandwidth clock: a transfer of n bytes allowed
  * at `now` moves the clock `next` (ns, 0 = idle) to when the next may
- * start.  Returns the new value. */
+ * start.  A transfer late by up to one chunk's time keeps the schedule
+ * (the rate holds when the program is not run at once); later than
+ * that, the clock restarts from now.  Returns the new value. */
 int64_t fault_bw_advance(int64_t next, int64_t now, uint64_t rate, size_t n);
 
 /* fault_parse_rate - "100KB", "1.5MB/s", "64KiB", "800kbit", "12345"

@@ -75,8 +75,11 @@ struct fault_conn {
 	char addr[INET6_ADDRSTRLEN];
 	int port;
 	int64_t start;
-	uint64_t op;
+	uint64_t op;		/* calls that moved data or met a fault */
 	uint64_t bytes[NDIR];
+	/* Injected failures (error, spurious) at the current offset,
+	 * bytes[dir]: the retry count of the per-call decisions there. */
+	uint32_t tries[NDIR];
 	int64_t gate[NDIR];	/* latency: the op may not start before */
 	uint64_t gate_op[NDIR];	/* op + 1 the gate belongs to */
 	int64_t bw_next[NDIR];

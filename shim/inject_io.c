@@ -42,10 +42,27 @@ static struct fault_ctx ctx_of(const struct fault_conn *fc, int i,
 	return x;
 }
 
+/* What a per-call decision on data in dir (FDIR_UP/FDIR_DOWN) is keyed
+ * to: where in the stream the call starts (the offset, bytes[dir]) and
+ * how many injected failures met the program there before, never how
+ * many calls it took to get there.  How the kernel splits a response
+ * into reads depends on when its packets arrive; the offsets at which the
+ * program asks again after a whole message do not.  (dir in the top
+ * bits keeps these keys apart from the connect attempts, which are
+ * small numbers.) */
+static uint64_t data_key(const struct fault_conn *fc, int dir)
+{
+	return (uint64_t)dir << 60 |
+	       (fc->bytes[dir] & ((1ull << 52) - 1)) << 8 |
+	       (fc->tries[dir] < 0xff ? fc->tries[dir] : 0xff);
+}
+
 /* One event line per injected fault: what, where, why, and the numbers
- * that make it reproducible.  detail/val: the fault's own figure. */
+ * that make it reproducible.  detail/val: the fault's own figure; dir:
+ * the direction of a per-call decision on data (its offset is logged),
+ * 0 for the others. */
 static void log_fault(const struct fault_conn *fc, int i, enum fault_kind k,
-		      uint64_t op, const char *detail, long long val)
+		      uint64_t op, int dir, const char *detail, long long val)
 {
 	const struct fault_spec *s = fc->spec[i];
 	struct dl_field f[16];
@@ -65,6 +82,12 @@ static void log_fault(const struct fault_conn *fc, int i, enum fault_kind k,
 	f[n++] = (struct dl_field){ "port", 0, fc->port };
 	f[n++] = (struct dl_field){ "conn", 0, (long long)fc->conn_no[i] };
 	f[n++] = (struct dl_field){ "op", 0, (long long)op };
+	if (dir == FDIR_UP || dir == FDIR_DOWN) {
+		f[n++] = (struct dl_field){ "dir",
+			dir == FDIR_UP ? "up" : "down", 0 };
+		f[n++] = (struct dl_field){ "offset", 0,
+					    (long long)fc->bytes[dir] };
+	}
 	if (detail && strcmp(detail, "errno") == 0)
 		f[n++] = (struct dl_field){ "errno",
 			strerrorname_np((int)val) ? strerrorname_np((int)val)
@@ -133,7 +156,7 @@ enum inj_connect inject_connect(int fd, unsigned attempt, int nonblock,
 			continue;
 		switch (k) {
 		case FK_BLACKHOLE:
-			log_fault(fc, i, k, attempt,
+			log_fault(fc, i, k, attempt, 0,
 				  s->then ? "then_after_ms" : 0,
 				  s->then_after_ms);
 			*until = s->then ? ms_after(now, s->then_after_ms) : 0;
@@ -143,13 +166,13 @@ enum inj_connect inject_connect(int fd, unsigned attempt, int nonblock,
 		case FK_REFUSE:
 		case FK_UNREACHABLE:
 			*err = k == FK_REFUSE ? ECONNREFUSED : s->unreach_err;
-			log_fault(fc, i, k, attempt, "delay_ms", s->delay_ms);
+			log_fault(fc, i, k, attempt, 0, "delay_ms", s->delay_ms);
 			*until = ms_after(now, s->delay_ms);
 			r = INJ_C_FAIL;
 			break;
 		default:
 			*until = ms_after(now, fault_jittered_ms(s, &x));
-			log_fault(fc, i, k, attempt, "delay_ms",
+			log_fault(fc, i, k, attempt, 0, "delay_ms",
 				  (*until - now) / 1000000);
 			r = INJ_C_DELAY;
 			break;
@@ -277,7 +300,7 @@ int fc_check_end(struct fault_conn *fc, int64_t *wake)
 			continue;
 		}
 		fc->end_state[i] = 2;
-		log_fault(fc, i, k, fc->op, "bytes", (long long)x.bytes);
+		log_fault(fc, i, k, fc->op, 0, "bytes", (long long)x.bytes);
 		if (!I.dry)
 			end_conn(fc, k == FK_RESET ? FTHEN_RESET : FTHEN_EOF);
 	}
@@ -330,7 +353,7 @@ void fc_check_blackhole(struct fault_conn *fc, int64_t now)
 			fc->bh_state[i] = 1;
 			continue;
 		}
-		log_fault(fc, i, FK_BLACKHOLE, fc->op,
+		log_fault(fc, i, FK_BLACKHOLE, fc->op, 0,
 			  s->then ? "then_after_ms" : 0, s->then_after_ms);
 		if (I.dry) {
 			fc->bh_state[i] = 1;
@@ -368,7 +391,7 @@ static int64_t latency_for(struct fault_conn *fc, int dir, int *which)
 			continue;
 		if (s->on == FON_FIRST_BYTE && fc->last_dir == dir)
 			continue;
-		x = ctx_of(fc, i, fc->op, dir);
+		x = ctx_of(fc, i, data_key(fc, dir), dir);
 		if (!fault_fires(s, FK_LATENCY, &x))
 			continue;
 		*which = i;
@@ -422,7 +445,7 @@ int64_t fc_open_gate(struct fault_conn *fc, int dir, int64_t now)
 		fc->gate[dir] = 0;
 		return 0;
 	}
-	log_fault(fc, i, FK_LATENCY, fc->op, "delay_ms", d / 1000000);
+	log_fault(fc, i, FK_LATENCY, fc->op, dir, "delay_ms", d / 1000000);
 	fc->gate[dir] = I.dry ? 0 : now + d;
 	return fc->gate[dir];
 }
@@ -486,16 +509,17 @@ enum inj_io inject_io(int fd, int wrote, int blocking, int64_t now,
 	/* Per-call faults, decided for this op number. */
 	for (int i = 0; i < fc->n; i++) {
 		struct fault_spec *s = fc->spec[i];
-		struct fault_ctx x = ctx_of(fc, i, fc->op, dir);
+		struct fault_ctx x = ctx_of(fc, i, data_key(fc, dir), dir);
 
 		if ((s->kinds & FK_BIT(FK_ERROR)) &&
 		    ((int)fault_dir_of(s, FK_ERROR) & dir) &&
 		    fault_fires(s, FK_ERROR, &x) && fault_claim(s)) {
 			if (!I.dry || first_for_op(fc, FK_ERROR, dir))
-				log_fault(fc, i, FK_ERROR, fc->op, "errno",
+				log_fault(fc, i, FK_ERROR, fc->op, dir, "errno",
 					  s->err);
 			if (!I.dry) {
 				fc->op++;
+				fc->tries[dir]++;
 				p->err = s->err;
 				r = INJ_FAIL;
 				goto out;
@@ -505,9 +529,10 @@ enum inj_io inject_io(int fd, int wrote, int blocking, int64_t now,
 		    fault_unit(&x, s->group, 200 + FK_SLICE) < s->spurious) {
 			int e = blocking ? EINTR : EAGAIN;
 			if (first_for_op(fc, FK_SLICE, dir))
-				log_fault(fc, i, FK_SLICE, fc->op, "errno", e);
+				log_fault(fc, i, FK_SLICE, fc->op, dir, "errno", e);
 			if (!I.dry) {
 				fc->op++;
+				fc->tries[dir]++;
 				if (e == EAGAIN)
 					fc->rearm = 1;
 				p->err = e;
@@ -539,7 +564,7 @@ enum inj_io inject_io(int fd, int wrote, int blocking, int64_t now,
 
 		if (fc_cont_on(fc, i, FK_BANDWIDTH, dir)) {
 			if (first_time(fc, i, FK_BANDWIDTH))
-				log_fault(fc, i, FK_BANDWIDTH, fc->op,
+				log_fault(fc, i, FK_BANDWIDTH, fc->op, 0,
 					  "bytes_per_s", (long long)s->rate);
 			if (!I.dry) {
 				if (fc->bw_next[dir] > now) {
@@ -553,7 +578,7 @@ enum inj_io inject_io(int fd, int wrote, int blocking, int64_t now,
 		}
 		if (fc_cont_on(fc, i, FK_SLICE, dir)) {
 			if (first_time(fc, i, FK_SLICE))
-				log_fault(fc, i, FK_SLICE, fc->op, "max_bytes",
+				log_fault(fc, i, FK_SLICE, fc->op, 0, "max_bytes",
 					  s->slice);
 			if (!I.dry && s->slice < p->cap) {
 				p->cap = s->slice;
@@ -581,6 +606,7 @@ void inject_io_done(int fd, int wrote, size_t n, int cut)
 		return;
 	now = clock_now();
 	fc->bytes[dir] += n;
+	fc->tries[dir] = 0;
 	fc->op++;
 	fc->last_dir = dir;
 	/* After the last bytes before a hidden hangup the kernel will not
@@ -620,7 +646,7 @@ uint32_t inject_detach(int fd, int closing)
 			}
 		}
 		if (which >= 0)
-			log_fault(fc, which, FK_SLOW_CLOSE, fc->op, "delay_ms",
+			log_fault(fc, which, FK_SLOW_CLOSE, fc->op, 0, "delay_ms",
 				  slow);
 		__atomic_store_n(&fc->active, 0, __ATOMIC_RELEASE);
 		__atomic_fetch_sub(&I.nactive, 1, __ATOMIC_RELAXED);

@@ -960,8 +960,12 @@ Test(eventloop, curl_keepalive_50mb_identical, .timeout = 90)
 /* poll/ppoll/select/epoll_wait/epoll_pwait(..., 100 ms) on fds where
  * nothing happens, while three deadlines on other sockets fire 40, 50
  * and 60 ms into the wait: the shim cuts the wait there, but the program
- * must see a plain timeout, after 100 ms (never earlier) and at most 2 ms
- * later (time the machine kept the process from running excepted). */
+ * must see a plain timeout, after 100 ms (never earlier) and not much
+ * later: at most 20 ms, net of the time the machine kept the process
+ * from running.  The wrong ways of resuming a cut wait are all later
+ * than that (waiting the whole timeout again ends at 140-160 ms); how
+ * close to 100 ms the wait ends on an idle machine is a speed figure,
+ * measured by `make bench`, not asserted here. */
 Test(eventloop, quiet_waits_last_their_timeout)
 {
 	struct dl_result r;
@@ -996,10 +1000,10 @@ Test(eventloop, quiet_waits_last_their_timeout)
 		dl_assert_run(&r, us >= 100000,
 			      "%s #%d returned after %ld us, before its 100 ms",
 			      call, it, us);
-		dl_assert_run(&r, us - ex <= 102000,
+		dl_assert_run(&r, us - ex <= 120000,
 			      "%s #%d returned after %ld us, of which %ld us "
 			      "the machine kept it from running (run queue %ld, "
-			      "steal %ld): more than 2 ms late",
+			      "steal %ld): more than 20 ms late",
 			      call, it, us, ex, rq, st);
 		dl_assert_run(&r, exp == armed,
 			      "%s #%d: only %d of %d deadlines fired", call, it,

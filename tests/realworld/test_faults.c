@@ -151,7 +151,11 @@ static int f_cmp(const void *a, const void *b)
 }
 
 /* The "event=fault " lines of a log as a sorted set of
- * "rule conn op fault host" keys; *n = how many distinct. */
+ * "rule conn where fault host" keys; *n = how many distinct.  where is
+ * what the decision was keyed to: "dir@offset" for a per-call decision
+ * on data (how many calls a response took may vary from run to run, the
+ * offsets at which the program asks do not), else the op number (the
+ * connect attempt, a per-connection decision). */
 static char **f_fault_set(const char *log, size_t *n)
 {
 	size_t cap = 64, k = 0;
@@ -163,8 +167,8 @@ static char **f_fault_set(const char *log, size_t *n)
 		const char *ev = strstr(p, "event=fault ");
 
 		if (ev && (!nl || ev < nl)) {
-			char rule[64], conn[32], op[32], fault[32], host[256];
-			char key[512];
+			char rule[64], conn[32], op[64], fault[32], host[256];
+			char dir[8], off[32], key[512];
 
 			cr_assert(f_val(p, "rule", rule, sizeof(rule)) &&
 				  f_val(p, "conn", conn, sizeof(conn)) &&
@@ -174,6 +178,9 @@ static char **f_fault_set(const char *log, size_t *n)
 				  "fault line without rule/conn/op/fault/host: "
 				  "%.*s", (int)(nl ? nl - p : (long)strlen(p)),
 				  p);
+			if (f_val(p, "offset", off, sizeof(off)) &&
+			    f_val(p, "dir", dir, sizeof(dir)))
+				snprintf(op, sizeof(op), "%s@%s", dir, off);
 			snprintf(key, sizeof(key), "%s %s %s %s %s", rule, conn,
 				 op, fault, host);
 			if (k == cap) {

@@ -112,6 +112,13 @@ Test(fault, bandwidth_clock)
 	/* Idle for long: no banked credit, the clock restarts from now. */
 	t = fault_bw_advance(t, now + 10000000000ll, 1000, 100);
 	cr_expect_eq(t, now + 10100000000ll);
+	/* Late by less than one chunk's time (20 bytes at 1000 B/s: 20 ms):
+	 * the schedule holds, the lost 15 ms are caught up. */
+	t = fault_bw_advance(t, now + 10115000000ll, 1000, 100);
+	cr_expect_eq(t, now + 10200000000ll);
+	/* Late by more than that: restart from now. */
+	t = fault_bw_advance(t, now + 10225000000ll, 1000, 100);
+	cr_expect_eq(t, now + 10325000000ll);
 	/* About 20 ms of data per call, never 0, never huge. */
 	cr_expect_eq(fault_bw_chunk(100000), 2000);
 	cr_expect_eq(fault_bw_chunk(10), 1);
