@@ -6,7 +6,7 @@
 #   make bench      benchmarks (ratios against native, same launch)
 #   make check-real real programs, CPython's suites, TSan, stress, fuzzing
 #   make fuzz       the libFuzzer harnesses, FUZZ_SECONDS (default 30) each
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (make uninstall: the same)
 #
 # Every variable below can be overridden on the command line.
 
@@ -25,8 +25,9 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 HARDEN   := -fstack-protector-strong -D_FORTIFY_SOURCE=2
 OPT      ?= -O2 -g
 CFLAGS   ?=
+VERSION  := 0.1.0
 BASE_CFLAGS = -std=gnu11 $(OPT) $(WARN) $(HARDEN) -fPIC -D_GNU_SOURCE \
-              -Ishim $(SANFLAGS) $(CFLAGS)
+              -DDL_VERSION='"$(VERSION)"' -Ishim $(SANFLAGS) $(CFLAGS)
 LDHARDEN := -Wl,-z,relro,-z,now,-z,noexecstack
 LIBS     := -lconfig -ldl -lpthread
 
@@ -57,7 +58,7 @@ HELPERS    := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/helpers/%) \
 UNIT_BIN   := $(BUILD)/tests/unit
 INTEG_BIN  := $(BUILD)/tests/integration
 
-.PHONY: all deps test-deps test test-plain test-asan demo bench install \
+.PHONY: all deps test-deps test test-plain test-asan demo bench bench-publish install \
         uninstall clean check-real realworld-build tsan-build fuzz fuzz-build
 .DEFAULT_GOAL := all
 
@@ -81,8 +82,14 @@ $(SHIM_LIB): $(SHIM_OBJS) $(CORE_LIB)
 	$(CC) $(BASE_CFLAGS) -shared -Wl,-soname,libdeadline.so $(LDHARDEN) \
 	    -o $@ $(SHIM_OBJS) $(CORE_LIB) $(LIBS)
 
+# deadline looks for the library relative to itself (beside it, at LIBDIR
+# relative to BINDIR, ../lib/, ../lib/<multiarch>/), then in LIBDIR.
+MULTIARCH   ?= $(shell $(CC) -print-multiarch 2>/dev/null)
+DEADLINE_DIRS = -DDL_LIBDIR='"$(LIBDIR)"' -DDL_BINDIR='"$(BINDIR)"' \
+                -DDL_MULTIARCH='"$(MULTIARCH)"'
+
 $(BUILD)/deadline: tools/deadline.c $(CORE_LIB) | $(BUILD)
-	$(CC) $(BASE_CFLAGS) -DDL_LIBDIR='"$(LIBDIR)"' $(LDHARDEN) -o $@ $< \
+	$(CC) $(BASE_CFLAGS) $(DEADLINE_DIRS) $(LDHARDEN) -o $@ $< \
 	    $(CORE_LIB) $(LIBS)
 
 $(BUILD)/helpers/%: tests/helpers/%.c tests/helpers/helpers.h | $(BUILD)/helpers
@@ -176,21 +183,69 @@ bench: deps $(SHIM_LIB) $(BUILD)/dlbench
 	@tools/ensure-deps bench
 	@BUILD=$(BUILD) tools/bench
 
+# The same, publishing: results into docs/bench/ and the generated part of
+# docs/benchmarks.md (make bench writes only under $(BUILD)/bench).
+bench-publish: deps $(SHIM_LIB) $(BUILD)/dlbench
+	@tools/ensure-deps bench
+	@BUILD=$(BUILD) BENCH_OUT=docs/bench BENCH_DOCS=1 tools/bench
+
 $(BUILD)/dlbench: tools/dlbench.c | $(BUILD)
 	$(CC) $(BASE_CFLAGS) $(LDHARDEN) -o $@ $<
 
+# make install [PREFIX=/usr/local] [LIBDIR=...] [BINDIR=...] [DESTDIR=...]
+#
+# Installs the library, deadline, the man pages and the documentation
+# (DOCDIR; the installed man pages name it).  deadline is compiled again
+# here for the LIBDIR and BINDIR given to this command, into a temporary
+# directory (build/deadline is left alone).
+#
+# LD_PRELOAD=libdeadline.so (a bare name) works only when the loader can
+# find the library by itself: as root, with DESTDIR empty, and LIBDIR a
+# loader directory or PREFIX /usr or /usr/local (LDSO_REGISTER=auto;
+# =yes: any PREFIX; =no: never), install writes $(LDSO_CONF) naming LIBDIR
+# (unless the loader already searches LIBDIR) and runs ldconfig.  Every
+# other time it prints the absolute LD_PRELOAD line to use instead.  That
+# step (and its reverse in uninstall) is tools/ldso-register.
+DATADIR       ?= $(PREFIX)/share
+DOCDIR        ?= $(DATADIR)/doc/libdeadline
+LDCONFIG      ?= ldconfig
+LDSO_CONF     ?= /etc/ld.so.conf.d/libdeadline.conf
+LDSO_REGISTER ?= auto
+DOC_FILES     := README.md $(wildcard docs/*.md)
+# The documentation directory the man pages in docs/ name.
+MAN_DOCDIR    := /usr/local/share/doc/libdeadline
+# What tools/ldso-register reads.
+LDSO_ENV       = LIBDIR='$(LIBDIR)' PREFIX='$(PREFIX)' BINDIR='$(BINDIR)' \
+                 DESTDIR='$(DESTDIR)' MULTIARCH='$(MULTIARCH)' \
+                 LDCONFIG='$(LDCONFIG)' LDSO_CONF='$(LDSO_CONF)' \
+                 LDSO_REGISTER='$(LDSO_REGISTER)'
+
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(BINDIR) \
-	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7 \
+	    $(DESTDIR)$(DOCDIR)
 	install -m 0644 $(SHIM_LIB) $(DESTDIR)$(LIBDIR)/libdeadline.so
-	install -m 0755 $(BUILD)/deadline $(DESTDIR)$(BINDIR)/deadline
-	install -m 0644 docs/deadline.1 $(DESTDIR)$(MANDIR)/man1/deadline.1
-	install -m 0644 docs/libdeadline.7 $(DESTDIR)$(MANDIR)/man7/libdeadline.7
+	@tmp=$$(mktemp -d) || exit 1; \
+	trap 'rm -rf "$$tmp"' EXIT; \
+	echo "$(CC) ... -o $(DESTDIR)$(BINDIR)/deadline (for LIBDIR=$(LIBDIR) BINDIR=$(BINDIR))"; \
+	$(CC) $(BASE_CFLAGS) $(DEADLINE_DIRS) $(LDHARDEN) -o "$$tmp/deadline" \
+	    tools/deadline.c $(CORE_LIB) $(LIBS) || exit 1; \
+	install -m 0755 "$$tmp/deadline" $(DESTDIR)$(BINDIR)/deadline || exit 1; \
+	for page in man1/deadline.1 man7/libdeadline.7; do \
+	    echo "install -m 0644 docs/$${page#*/} $(DESTDIR)$(MANDIR)/$$page (naming $(DOCDIR))"; \
+	    sed 's|$(MAN_DOCDIR)|$(DOCDIR)|g' "docs/$${page#*/}" >"$$tmp/page" && \
+	    install -m 0644 "$$tmp/page" $(DESTDIR)$(MANDIR)/$$page || exit 1; \
+	done
+	install -m 0644 $(DOC_FILES) $(DESTDIR)$(DOCDIR)/
+	@$(LDSO_ENV) tools/ldso-register install
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libdeadline.so $(DESTDIR)$(BINDIR)/deadline \
 	    $(DESTDIR)$(MANDIR)/man1/deadline.1 \
-	    $(DESTDIR)$(MANDIR)/man7/libdeadline.7
+	    $(DESTDIR)$(MANDIR)/man7/libdeadline.7 \
+	    $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOC_FILES)))
+	@if [ -d $(DESTDIR)$(DOCDIR) ]; then rmdir $(DESTDIR)$(DOCDIR) || true; fi
+	@$(LDSO_ENV) tools/ldso-register uninstall
 
 clean:
 	rm -rf build

@@ -4,8 +4,9 @@
  * the file (regular files only, never more than CONF_MAX_FILE_BYTES, never
  * blocking on a FIFO), refuses what libconfig would mishandle (NUL bytes,
  * more lines than its 16-bit line numbers hold, @include), has libconfig
- * parse the text, reports its syntax errors, and hands the tree to
- * conf_parse.c.
+ * parse the text, reports its syntax errors (with what to do for the
+ * common slips it only calls "syntax error": a trailing comma, a duration
+ * or rate without quotes), and hands the tree to conf_parse.c.
  *
  * Promises: a load with any error leaves no rules, no defaults and no
  * seed (a half-understood file never half-applies), and the errors in
@@ -17,12 +18,17 @@
  */
 #include "conf_int.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "fault.h"
+#include "policy.h"
 
 /* ------------------------------------------------------------- the I/O */
 
@@ -143,6 +149,98 @@ static int trailing_comma_at(const struct loader *L, unsigned line)
 	return 0;
 }
 
+/* The keys whose values are durations (a rule's, a fault group's,
+ * retry_backoff's). */
+static const char *const duration_keys[] = {
+	"connect_timeout", "first_byte_timeout", "idle_timeout",
+	"request_timeout", "dns_timeout", "latency", "jitter", "delay",
+	"then_after", "after", "for", "slow_close", "base", "max", NULL
+};
+
+/* Writes into hint (cap bytes) what to do when line `line` holds a
+ * duration or a rate written without quotes (`connect_timeout = 2s;`,
+ * `bandwidth = 100KB;`): libconfig reads the number, then stumbles on the
+ * unit and says only "syntax error".  Returns 1 when it wrote a hint.
+ * Strings and comments on the line are skipped. */
+static int unquoted_value_at(const struct loader *L, unsigned line,
+			     char *hint, size_t cap)
+{
+	const char *t, *p, *end;
+	size_t len;
+
+	t = confp_find_line(L, line, &len);
+	if (!t)
+		return 0;
+	end = t + len;
+	for (p = t; p < end; p++) {
+		const char *k, *ke, *v, *ve;
+		char key[64], val[40];
+		uint32_t ms;
+		uint64_t rate;
+		int digits = 0, letters = 0;
+
+		if (*p == '"') {	/* skip a string, escapes and all */
+			for (p++; p < end && *p != '"'; p++)
+				if (*p == '\\' && p + 1 < end)
+					p++;
+			continue;
+		}
+		if (*p == '#' || (*p == '/' && p + 1 < end &&
+				  (p[1] == '/' || p[1] == '*')))
+			break;
+		if (*p != '=' && *p != ':')
+			continue;
+		/* The key before the '=': a libconfig name. */
+		ke = p;
+		while (ke > t && (ke[-1] == ' ' || ke[-1] == '\t'))
+			ke--;
+		k = ke;
+		while (k > t && (isalnum((unsigned char)k[-1]) ||
+				 k[-1] == '_' || k[-1] == '-' || k[-1] == '*'))
+			k--;
+		/* The value after it: digits, then a unit. */
+		v = p + 1;
+		while (v < end && (*v == ' ' || *v == '\t'))
+			v++;
+		for (ve = v; ve < end; ve++) {
+			unsigned char ch = (unsigned char)*ve;
+
+			if (isdigit(ch) || ch == '.') {
+				digits += !letters;
+			} else if (isalpha(ch) || ch == '/') {
+				letters++;
+			} else if (ch == 0xc2 && ve + 1 < end &&
+				   (unsigned char)ve[1] == 0xb5) {
+				letters++;	/* "µs" */
+				ve++;
+			} else {
+				break;
+			}
+		}
+		if (k == ke || !digits || !letters ||
+		    (size_t)(ke - k) >= sizeof(key) ||
+		    (size_t)(ve - v) >= sizeof(val))
+			continue;
+		memcpy(key, k, (size_t)(ke - k));
+		key[ke - k] = 0;
+		memcpy(val, v, (size_t)(ve - v));
+		val[ve - v] = 0;
+		if (policy_parse_duration(val, &ms) == 0 ||
+		    (confp_in_list(duration_keys, key) &&
+		     fault_parse_rate(val, &rate) < 0)) {
+			snprintf(hint, cap, "durations are strings: %s = "
+				 "\"%s\";", key, val);
+			return 1;
+		}
+		if (fault_parse_rate(val, &rate) == 0) {
+			snprintf(hint, cap, "rates are strings: %s = \"%s\";",
+				 key, val);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* Drops everything a failed load parsed, keeping path and errors. */
 static void clear_loaded(struct conf *c)
 {
@@ -201,11 +299,24 @@ static int load_text(struct loader *L, const char *data, size_t len)
 		int line = config_error_line(&cfg);
 		char qt[QBUF];
 
+		char hint[160];
+		int syntax = line > 0 && t && strcmp(t, "syntax error") == 0;
+
 		confp_quote(qt, t ? t : "parse error");
-		if (line > 0 && t && strcmp(t, "syntax error") == 0 &&
-		    trailing_comma_at(L, (unsigned)line))
+		if (syntax && trailing_comma_at(L, (unsigned)line))
 			confp_add_error(L, (unsigned)line, "%s (a comma before "
 					"')' or ']' is not allowed)", qt);
+		else if (syntax && unquoted_value_at(L, (unsigned)line, hint,
+						     sizeof(hint)))
+			confp_add_error(L, (unsigned)line, "%s (%s)", qt, hint);
+		else if (syntax && line > 1 &&
+			 unquoted_value_at(L, (unsigned)line - 1, hint,
+					   sizeof(hint)))
+			/* `x = 2s` with no ';' before the '}' on the next
+			 * line: libconfig stumbles there; name the line with
+			 * the value. */
+			confp_add_error(L, (unsigned)line - 1, "%s (%s)", qt,
+					hint);
 		else
 			confp_add_error(L, line > 0 ? (unsigned)line : 0, "%s",
 					qt);

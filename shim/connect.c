@@ -295,6 +295,7 @@ int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	remember_peer(fd, addr, len);
 	conn_start(c, limits_of(c), 0, 1, clock_now());
 	stats_count(&stats_of(c)->conns, 1);
+	inject_announce();	/* the faults line, once per process */
 	DL_DEBUG("track fd=%d outbound rule=%s limits_ms=%u/%u/%u/%u", fd,
 		 eff_of(c)->rule_name, limits_of(c)->ms[0], limits_of(c)->ms[1],
 		 limits_of(c)->ms[2], limits_of(c)->ms[3]);

@@ -34,6 +34,14 @@
 
 int engine_enabled_flag = -1; /* -1 not initialised, 0 off, 1 on */
 
+/* The version the DEADLINE_DEBUG start-up line reports: the Makefile's
+ * VERSION, passed as -DDL_VERSION. */
+#ifndef DL_VERSION
+#error "DL_VERSION is not defined: build with the Makefile"
+#endif
+
+static int conf_unused;	/* DEADLINE_CONFIG had errors: not used */
+
 struct engine_state E = {
 	.lk = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -98,7 +106,7 @@ int engine_rule_active(uint16_t rule)
 
 static void warn_cb(const char *msg)
 {
-	dl_log_warn("%s", msg);
+	dl_log_conf(DL_CONF_WARNING, NULL, "%s", msg);
 }
 
 static const char *env_get(const char *name)
@@ -127,6 +135,7 @@ static void atfork_parent(void)
 static void atfork_child(void)
 {
 	__atomic_store_n(&self_pid, getpid(), __ATOMIC_RELAXED);
+	inject_atfork_child();
 	fork_epoch_bump();
 	holds_atfork_child();
 	expire_atfork_child();
@@ -135,6 +144,32 @@ static void atfork_child(void)
 }
 
 static int config_load(void);
+
+/* DEADLINE_DEBUG: one line at load saying the shim is active, and with
+ * what.  Only then does it cost anything (a readlink of /proc/self/exe). */
+static void log_start_line(int enabled)
+{
+	char exe[512];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	const char *path = secure_getenv("DEADLINE_CONFIG");
+	const struct dl_field f[] = {
+		{ "event", "start", 0 },
+		{ "version", DL_VERSION, 0 },
+		{ "exe", n > 0 ? exe : program_invocation_name, 0 },
+		{ "config", path && *path ? path : "none", 0 },
+		{ "config_used", DL_BOOL(path && *path && !conf_unused), 0 },
+		{ "rules", 0, (long long)E.conf.nrules },
+		{ "fault_specs", 0, (long long)inject_spec_count() },
+		{ "faults", DL_BOOL(inject_on), 0 },
+		{ "enforcing", DL_BOOL(enabled), 0 },
+		{ "log", dl_log_dest(), 0 },
+		{ "log_format", dl_log_format(), 0 },
+	};
+
+	if (n > 0)
+		exe[n] = '\0';
+	dl_log_fields(f, (int)(sizeof(f) / sizeof(f[0])));
+}
 
 void engine_init(void)
 {
@@ -154,8 +189,14 @@ void engine_init(void)
 	dl_log_init();
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	__atomic_store_n(&E.init_state, 2, __ATOMIC_RELEASE);
-	__atomic_store_n(&engine_enabled_flag, config_load() ? 1 : 0,
-			 __ATOMIC_RELEASE);
+	{
+		int on = config_load();
+
+		__atomic_store_n(&engine_enabled_flag, on ? 1 : 0,
+				 __ATOMIC_RELEASE);
+		if (dl_log_debug_on)
+			log_start_line(on);
+	}
 	errno = saved;
 }
 
@@ -182,25 +223,31 @@ static int config_load(void)
 		E.have_file = 1;
 		if (conf_load(&E.conf, path) < 0) {
 			for (size_t i = 0; i < E.conf.nerrors; i++)
-				dl_log_event("%s", E.conf.errors[i]);
+				dl_log_conf(DL_CONF_ERROR, path, "%s",
+					    E.conf.errors[i]);
 			if (E.conf.errors_dropped)
-				dl_log_event("%s: %zu more errors not shown",
-					     path, E.conf.errors_dropped);
+				dl_log_conf(DL_CONF_ERROR, path,
+					    "%s: %zu more errors not shown",
+					    path, E.conf.errors_dropped);
 			if (!E.conf.nerrors)
-				dl_log_event("%s: cannot load: %s", path,
-					     strerror(errno));
+				dl_log_conf(DL_CONF_ERROR, path,
+					    "%s: cannot load: %s", path,
+					    strerror(errno));
 			bad++;
 		}
 	}
 	if (bad) {
 		if (env_flag("DEADLINE_STRICT")) {
-			dl_log_event("DEADLINE_STRICT is set: exiting (status 2)");
+			dl_log_conf(DL_CONF_EXIT, NULL, "DEADLINE_STRICT is "
+				    "set: exiting (status 2)");
 			_exit(2);
 		}
 		if (E.have_file && E.conf.nerrors) {
-			dl_log_event("%s: configuration not used; passing "
-				     "everything through", path);
+			dl_log_conf(DL_CONF_IGNORED, path, "%s: configuration "
+				    "not used; passing everything through",
+				    path);
 			conf_free(&E.conf);
+			conf_unused = 1;
 			return 0;
 		}
 	}
@@ -224,15 +271,18 @@ static int config_load(void)
 		if (td && *td) {
 			int fin = strcmp(td, "close") == 0;
 			if (!fin && strcmp(td, "reset") != 0)
-				dl_log_warn("DEADLINE_TEARDOWN=\"%.32s\" is not "
-					    "reset or close; using reset", td);
+				dl_log_conf(DL_CONF_WARNING, NULL,
+					    "DEADLINE_TEARDOWN=\"%.32s\" is "
+					    "not reset or close; using reset",
+					    td);
 			for (size_t i = 0; i < E.neff; i++)
 				E.eff[i].teardown = fin ? CONF_TEARDOWN_CLOSE
 							: CONF_TEARDOWN_RESET;
 		}
 	}
 	if (inject_load(&E.conf) < 0 && env_flag("DEADLINE_STRICT")) {
-		dl_log_event("DEADLINE_STRICT is set: exiting (status 2)");
+		dl_log_conf(DL_CONF_EXIT, NULL, "DEADLINE_STRICT is set: "
+			    "exiting (status 2)");
 		_exit(2);
 	}
 	if (inject_on)

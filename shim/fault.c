@@ -447,10 +447,106 @@ static void emit_pairs(struct sbuf *b, const char *s, const char *e, int rule)
 	}
 }
 
+/* A token of a spec for a message: at most 32 bytes, control and
+ * non-ASCII bytes as \xNN. */
+static void msg_token(char *out, size_t cap, const char *t, size_t n)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n && i < 32 && o + 5 < cap; i++) {
+		unsigned char ch = (unsigned char)t[i];
+		if (ch > 0x20 && ch < 0x7f && ch != '\\')
+			out[o++] = (char)ch;
+		else
+			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", ch);
+	}
+	if (n > 32 && o + 4 < cap) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = 0;
+}
+
+/* The message of fault_specs_to_conf about a spaced '='. */
+static char spaced_msg[224];
+
+/* The first token (a run of non-blanks) at or after p, before e; NULL
+ * when there is none. */
+static const char *spec_token(const char *p, const char *e, size_t *n)
+{
+	while (p < e && isspace((unsigned char)*p))
+		p++;
+	*n = 0;
+	while (p + *n < e && !isspace((unsigned char)p[*n]))
+		(*n)++;
+	return *n ? p : NULL;
+}
+
+/* 0, or -1 with spaced_msg set when spec number no (s..e) has a blank
+ * before or after an '=' ("latency = 100ms", "latency =100ms", "latency=
+ * 100ms").  Each such spelling was an error anyway (an empty key, or an
+ * empty value followed by a word without '='), so it is reported as what
+ * it is.  The spaces are not accepted instead because a key alone is a
+ * valid spec word ("refuse", "reset"): "name= reset" would have two
+ * readings. */
+static int spaced_equals(const char *s, const char *e, int no)
+{
+	const char *prev = NULL, *cur, *next;
+	size_t pn = 0, cn, nn;
+	char k[140], v[140];
+
+	for (cur = spec_token(s, e, &cn); cur; prev = cur, pn = cn,
+	     cur = next, cn = nn) {
+		int prev_plain = prev && !memchr(prev, '=', pn);
+		int next_plain, eq_last;
+
+		next = spec_token(cur + cn, e, &nn);
+		next_plain = next && !memchr(next, '=', nn);
+		eq_last = cn > 1 && cur[cn - 1] == '=' &&
+			  memchr(cur, '=', cn) == cur + cn - 1;
+		k[0] = v[0] = 0;
+		if (cur[0] == '=') {
+			if (prev_plain)
+				msg_token(k, sizeof(k), prev, pn);
+			if (cn > 1)
+				msg_token(v, sizeof(v), cur + 1, cn - 1);
+			else if (next_plain)
+				msg_token(v, sizeof(v), next, nn);
+		} else if (eq_last && next_plain) {
+			msg_token(k, sizeof(k), cur, cn - 1);
+			msg_token(v, sizeof(v), next, nn);
+		} else {
+			continue;
+		}
+		if (k[0] && v[0])
+			snprintf(spaced_msg, sizeof(spaced_msg), "fault spec "
+				 "%d: spaces are not allowed around '=' "
+				 "(write %s=%s)", no, k, v);
+		else
+			snprintf(spaced_msg, sizeof(spaced_msg), "fault spec "
+				 "%d: spaces are not allowed around '=' "
+				 "(write key=value, e.g. latency=100ms)", no);
+		return -1;
+	}
+	return 0;
+}
+
 char *fault_specs_to_conf(const char *specs, const char **err)
 {
 	struct sbuf b = { 0 };
 	const char *s = specs ? specs : "";
+	int no = 1;
+
+	/* First the spellings the translation below would garble. */
+	for (const char *p = s, *q = NULL;; p = q + 1, no++) {
+		q = strchr(p, ';');
+		if (spaced_equals(p, q ? q : p + strlen(p), no) < 0) {
+			*err = spaced_msg;
+			return NULL;
+		}
+		if (!q)
+			break;
+	}
 
 	/* Spec N on line N: ";" always starts a new line. */
 	sb_str(&b, "rules = ( ");

@@ -227,7 +227,10 @@ int fault_parse_rate(const char *s, uint64_t *rate);
  * "key=value key=value ..."; a key alone means key=true; p = probability;
  * host, cidr, port, direction and name go to the rule, the rest to its
  * faults group).  Returns a malloc'd NUL-terminated string, or NULL with
- * *err pointing to a static message (bad quoting, out of memory). */
+ * *err pointing to a static message (out of memory; or a blank around an
+ * '=', "fault spec N: spaces are not allowed around '=' (write
+ * latency=100ms)", kept in a static buffer that the next call may
+ * overwrite). */
 char *fault_specs_to_conf(const char *specs, const char **err);
 
 #endif

@@ -29,6 +29,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -90,13 +91,19 @@ int inject_load(const struct conf *file)
 		char *text = fault_specs_to_conf(specs, &err);
 
 		if (!text) {
-			dl_log_event("DEADLINE_FAULTS: %s", err);
+			dl_log_conf(DL_CONF_ERROR, "DEADLINE_FAULTS",
+				    "DEADLINE_FAULTS: %s", err);
 			bad = 1;
 		} else if (conf_load_mem(&I.specs, text, strlen(text),
 					 "DEADLINE_FAULTS") < 0) {
 			for (size_t i = 0; i < I.specs.nerrors; i++)
-				dl_log_event("%s (fault spec = line)",
-					     I.specs.errors[i]);
+				dl_log_conf(DL_CONF_ERROR, "DEADLINE_FAULTS",
+					    "%s (fault spec = line)",
+					    I.specs.errors[i]);
+			if (I.specs.errors_dropped)
+				dl_log_conf(DL_CONF_ERROR, "DEADLINE_FAULTS",
+					    "DEADLINE_FAULTS: %zu more errors "
+					    "not shown", I.specs.errors_dropped);
 			bad = 1;
 		} else {
 			I.have_specs = I.specs.nrules > 0;
@@ -109,6 +116,10 @@ int inject_load(const struct conf *file)
 						 "fault#%zu", i + 1);
 		}
 		free(text);
+		if (bad)
+			dl_log_conf(DL_CONF_IGNORED, "DEADLINE_FAULTS",
+				    "DEADLINE_FAULTS: not used; none of its "
+				    "faults is injected");
 	}
 	if (!I.have_specs && !(file && conf_has_faults(file)))
 		return bad ? -1 : 0;
@@ -138,8 +149,9 @@ int inject_load(const struct conf *file)
 		errno = 0;
 		I.seed = strtoull(seed, &end, 0);
 		if (errno || *end) {
-			dl_log_warn("DEADLINE_SEED=\"%.32s\" is not an "
-				    "integer; using a random seed", seed);
+			dl_log_conf(DL_CONF_WARNING, NULL, "DEADLINE_SEED="
+				    "\"%.32s\" is not an integer; using a "
+				    "random seed", seed);
 		} else {
 			source = "env";
 		}
@@ -153,22 +165,53 @@ int inject_load(const struct conf *file)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		I.seed = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^
 			 ((uint64_t)getpid() << 40);
-		I.seed &= 0x7fffffffffffffffull;
+		/* 53 bits: every JSON reader holds the logged number exactly
+		 * (a rounded seed would replay other faults). */
+		I.seed &= ((uint64_t)1 << 53) - 1;
 	}
+	I.seed_from = source;
 	I.dry = env_flag("DEADLINE_FAULTS_DRY_RUN");
 	inject_on = 1;
-	{
-		char sb[24];
-		const struct dl_field f[] = {
-			{ "event", "faults", 0 },
-			{ "seed", sb, 0 },
-			{ "seed_from", source, 0 },
-			{ "dry_run", I.dry ? "true" : "false", 0 },
-		};
-		snprintf(sb, sizeof(sb), "%llu", (unsigned long long)I.seed);
-		dl_log_fields(f, 4);
-	}
+	/* The faults line waits for the first tracked connection (or the
+	 * first dns fault): a process that never uses the network logs
+	 * nothing. */
+	__atomic_store_n(&inject_unannounced, 1, __ATOMIC_RELEASE);
 	return bad ? -1 : 0;
+}
+
+int inject_unannounced;
+
+void inject_announce_now(void)
+{
+	char sb[24];
+	struct dl_field f[] = {
+		{ "event", "faults", 0 },
+		{ "seed", 0, (long long)I.seed },
+		{ "seed_from", I.seed_from, 0 },
+		{ "dry_run", DL_BOOL(I.dry), 0 },
+	};
+
+	if (!__atomic_exchange_n(&inject_unannounced, 0, __ATOMIC_ACQ_REL))
+		return;		/* another thread logged it */
+	if (I.seed > (uint64_t)LLONG_MAX) {
+		/* Beyond a signed 64-bit number: the digits, as a string. */
+		snprintf(sb, sizeof(sb), "%llu", (unsigned long long)I.seed);
+		f[1].str = sb;
+	}
+	dl_log_fields(f, (int)(sizeof(f) / sizeof(f[0])));
+}
+
+void inject_atfork_child(void)
+{
+	/* Each process that goes on to track a connection logs its own
+	 * faults line (with its own pid). */
+	if (inject_on)
+		__atomic_store_n(&inject_unannounced, 1, __ATOMIC_RELAXED);
+}
+
+int inject_spec_count(void)
+{
+	return inject_on && I.have_specs ? (int)I.specs.nrules : 0;
 }
 
 /* --------------------------------------------------- connection numbers */
@@ -456,25 +499,25 @@ int inject_dns(const char *node, const struct conf_effective *rule,
 			continue;
 		what = s->dns == FDNS_NXDOMAIN ? "nxdomain"
 		       : s->dns == FDNS_AGAIN ? "again" : "delay";
+		inject_announce();
 		{
-			char sb[24];
 			struct dl_field f[12];
 			int n = 0;
 
-			snprintf(sb, sizeof(sb), "%llu",
-				 (unsigned long long)x.conn);
 			f[n++] = (struct dl_field){ "event", "fault", 0 };
-			f[n++] = (struct dl_field){ "injected",
-						    I.dry ? "false" : "true", 0 };
+			f[n++] = (struct dl_field){ "injected", DL_BOOL(!I.dry),
+						    0 };
 			if (I.dry)
-				f[n++] = (struct dl_field){ "dry_run", "true", 0 };
+				f[n++] = (struct dl_field){ "dry_run", DL_TRUE,
+							    0 };
 			f[n++] = (struct dl_field){ "fault", "dns", 0 };
 			f[n++] = (struct dl_field){ "answer", what, 0 };
 			f[n++] = (struct dl_field){ "rule", m.rule_name[i], 0 };
 			f[n++] = (struct dl_field){ "group", 0, s->group };
 			f[n++] = (struct dl_field){ "trigger", s->trigger, 0 };
 			f[n++] = (struct dl_field){ "host", node, 0 };
-			f[n++] = (struct dl_field){ "lookup", sb, 0 };
+			f[n++] = (struct dl_field){ "lookup", 0,
+						    (long long)x.conn };
 			if (s->dns == FDNS_DELAY)
 				f[n++] = (struct dl_field){ "delay_ms", 0,
 							    s->delay_ms };

@@ -24,10 +24,31 @@ extern int inject_on;
 
 /* inject_load - read DEADLINE_FAULTS, DEADLINE_SEED and
  * DEADLINE_FAULTS_DRY_RUN; file is the loaded configuration (its seed and
- * whether any rule has faults).  Logs the seed when faults are
- * configured.  Returns -1 when DEADLINE_FAULTS is malformed (reported),
+ * whether any rule has faults).  When faults are configured, arms the
+ * faults line (inject_announce).  Returns -1 when DEADLINE_FAULTS is malformed (reported),
  * else 0. */
 int inject_load(const struct conf *file);
+
+/* The `event=faults` line (seed, where it came from, dry run) is logged
+ * once per process, when the process tracks its first connection (or
+ * meets its first dns fault), not at load: a process that never uses the
+ * network says nothing.  A forked child logs its own when it tracks one.
+ * inject_announce costs one relaxed atomic load once the line is out. */
+extern int inject_unannounced;
+void inject_announce_now(void);
+static inline void inject_announce(void)
+{
+	if (__builtin_expect(__atomic_load_n(&inject_unannounced,
+					     __ATOMIC_RELAXED), 0))
+		inject_announce_now();
+}
+
+/* inject_atfork_child - in a fork()ed child: its first tracked connection
+ * logs the faults line again (with the child's pid). */
+void inject_atfork_child(void);
+
+/* inject_spec_count - how many DEADLINE_FAULTS specs are in use. */
+int inject_spec_count(void);
 
 /* --- connections ---------------------------------------------------- */
 

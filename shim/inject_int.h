@@ -51,6 +51,7 @@ struct inject_state {
 	struct conf specs;	/* DEADLINE_FAULTS, one rule per spec */
 	int have_specs;
 	uint64_t seed;
+	const char *seed_from;	/* "env", "config" or "random" */
 	int dry;
 	_Atomic int nactive;
 	int64_t t0;		/* process start, for dns windows */

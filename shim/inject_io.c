@@ -69,9 +69,9 @@ static void log_fault(const struct fault_conn *fc, int i, enum fault_kind k,
 	int n = 0;
 
 	f[n++] = (struct dl_field){ "event", "fault", 0 };
-	f[n++] = (struct dl_field){ "injected", I.dry ? "false" : "true", 0 };
+	f[n++] = (struct dl_field){ "injected", DL_BOOL(!I.dry), 0 };
 	if (I.dry)
-		f[n++] = (struct dl_field){ "dry_run", "true", 0 };
+		f[n++] = (struct dl_field){ "dry_run", DL_TRUE, 0 };
 	f[n++] = (struct dl_field){ "fault", fault_kind_name(k), 0 };
 	f[n++] = (struct dl_field){ "rule", fc->rule_name[i], 0 };
 	f[n++] = (struct dl_field){ "group", 0, s->group };

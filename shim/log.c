@@ -43,7 +43,10 @@
 enum { KIND_PLAIN, KIND_PIPE, KIND_SOCK };
 
 int dl_log_debug_on;
+const char dl_log_true[] = "true";
+const char dl_log_false[] = "false";
 static int log_json;
+static const char *log_dest = "stderr";	/* for dl_log_dest */
 static int log_inited;		/* dl_log_init claimed */
 static int log_ready;		/* dl_log_init done: the fields below are set */
 static int log_off;		/* DEADLINE_LOG=off */
@@ -155,21 +158,16 @@ static void write_stderr(const char *buf, size_t n)
 		drop();
 }
 
+static void give_up_line(int fd, const char *why);
+
 /* The file behind number fd is gone (closed or replaced by the program,
  * or it cannot be moved): stop using it.  Never closes or writes fd. */
 static void file_give_up(int fd, const char *why)
 {
-	char line[160];
-	int k;
-
 	if (!__atomic_compare_exchange_n(&file_fd, &fd, -1, 0,
 					 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
 		return;
-	k = snprintf(line, sizeof(line),
-		     "libdeadline: warning: DEADLINE_LOG: the log file's "
-		     "descriptor %d %s; logging to stderr\n", fd, why);
-	if (k > 0 && (size_t)k < sizeof(line))
-		write_stderr(line, (size_t)k);
+	give_up_line(fd, why);
 }
 
 /* 1 if a line is to be formatted and written (initialising on demand:
@@ -187,8 +185,13 @@ static int log_start(void)
 	return !log_off;
 }
 
-/* Writes one formatted line (log_start said yes). */
-static void log_write(const char *buf, size_t n)
+/* Where log_write put a line. */
+enum { WENT_STDERR, WENT_FILE };
+
+/* Writes one formatted line (log_start said yes).  Returns WENT_FILE when
+ * the line went to (or was meant for, and dropped at) the log file,
+ * WENT_STDERR when the stderr rule took it. */
+static int log_write(const char *buf, size_t n)
 {
 	/* A few tries: the file may move (dl_log_evict) under us. */
 	for (int tries = 0; tries < 3; tries++) {
@@ -203,7 +206,7 @@ static void log_write(const char *buf, size_t n)
 		}
 		__atomic_sub_fetch(&file_users, 1, __ATOMIC_SEQ_CST);
 		if (ok)
-			return;
+			return WENT_FILE;
 		if (fd < 0)
 			break;
 		if (fd != __atomic_load_n(&file_fd, __ATOMIC_SEQ_CST))
@@ -216,6 +219,20 @@ static void log_write(const char *buf, size_t n)
 		break;
 	}
 	write_stderr(buf, n);
+	return WENT_STDERR;
+}
+
+/* A configuration line: the log, and a copy on the starting stderr when
+ * the log went to a file that is not that stderr.  The copy is not
+ * counted as dropped when it cannot be written: the line was logged. */
+static void log_write_conf(const char *buf, size_t n)
+{
+	if (log_write(buf, n) != WENT_FILE)
+		return;
+	if (!err_ok || (err_dev == file_dev && err_ino == file_ino))
+		return;
+	if (fd_is(2, err_dev, err_ino))
+		write_kind(2, err_kind, buf, n);
 }
 
 /* ------------------------------------------------------------------------
@@ -419,114 +436,212 @@ void dl_log_init(void)
 		err_ok = 1;
 	}
 	dest = secure_getenv("DEADLINE_LOG");
-	if (dest && strcmp(dest, "off") == 0)
+	if (dest && strcmp(dest, "off") == 0) {
 		log_off = 1;
-	else if (dest && *dest && strcmp(dest, "stderr") != 0)
-		__atomic_store_n(&file_fd,
-				 open_log_file(dest, warn, sizeof(warn)),
-				 __ATOMIC_SEQ_CST);
+		log_dest = "off";
+	} else if (dest && *dest && strcmp(dest, "stderr") != 0) {
+		int fd = open_log_file(dest, warn, sizeof(warn));
+
+		__atomic_store_n(&file_fd, fd, __ATOMIC_SEQ_CST);
+		if (fd >= 0)
+			log_dest = dest;
+	}
 	__atomic_store_n(&log_ready, 1, __ATOMIC_RELEASE);
+	/* Configuration trouble of the log itself. */
 	if (*warn)
-		dl_log_warn("%s", warn);
+		dl_log_conf(DL_CONF_WARNING, NULL, "%s", warn);
 	if (fmt && *fmt && !log_json && strcmp(fmt, "logfmt") != 0)
-		dl_log_warn("DEADLINE_LOG_FORMAT=\"%.32s\" is not logfmt "
-			    "or json; using logfmt", fmt);
+		dl_log_conf(DL_CONF_WARNING, NULL, "DEADLINE_LOG_FORMAT=\"%.32s\" "
+			    "is not logfmt or json; using logfmt", fmt);
 	errno = saved;
 }
 
 /* ------------------------------------------------------------------------
  * Formatting
+ *
+ * A line is built in a buffer on the stack, one piece at a time: a piece
+ * (a field's key, a character, a number) goes in whole or not at all,
+ * and the last LINE_TAIL bytes are kept for what closes the line (a
+ * string's quote, "truncated", the JSON object's brace, the newline), so
+ * a line that is too long is cut, never broken: a JSON line always
+ * parses.
  */
 
-static void emit(const char *kind, const char *fmt, va_list ap)
-{
-	char buf[1024];
-	int n, saved = errno;
+#define LINE_BYTES 1024
+#define LINE_TAIL 32
 
-	if (!log_start()) {
-		errno = saved;
-		return;
+struct line {
+	char b[LINE_BYTES];
+	size_t n;
+	int cut;	/* a piece did not fit: nothing more goes in */
+};
+
+const char *dl_log_dest(void)
+{
+	return log_off ? "off" : dl_log_fd() >= 0 ? log_dest : "stderr";
+}
+
+const char *dl_log_format(void)
+{
+	return log_json ? "json" : "logfmt";
+}
+
+/* Appends s[0..len) if it fits before the tail; else marks the line cut.
+ * Returns 1 if it went in. */
+static int put(struct line *l, const char *s, size_t len)
+{
+	if (l->cut || l->n + len > sizeof(l->b) - LINE_TAIL) {
+		l->cut = 1;
+		return 0;
 	}
-	n = snprintf(buf, sizeof(buf), "libdeadline: %s", kind);
-	if (n < 0 || (size_t)n >= sizeof(buf))
-		n = 0;
-	{
-		int m = vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, fmt, ap);
-		if (m < 0)
-			m = 0;
-		n += m;
-	}
-	if ((size_t)n > sizeof(buf) - 2)
-		n = (int)sizeof(buf) - 2;
-	buf[n++] = '\n';
-	log_write(buf, (size_t)n);
-	errno = saved;
+	memcpy(l->b + l->n, s, len);
+	l->n += len;
+	return 1;
 }
 
-void dl_log_warn(const char *fmt, ...)
+static int put_str(struct line *l, const char *s)
 {
-	va_list ap;
-
-	va_start(ap, fmt);
-	emit("warning: ", fmt, ap);
-	va_end(ap);
+	return put(l, s, strlen(s));
 }
 
-void dl_log_event(const char *fmt, ...)
+/* Appends what closes the line, into the tail (always fits: callers put
+ * less than LINE_TAIL bytes of it in all). */
+static void put_tail(struct line *l, const char *s)
 {
-	va_list ap;
+	size_t len = strlen(s);
 
-	va_start(ap, fmt);
-	emit("", fmt, ap);
-	va_end(ap);
+	if (l->n + len > sizeof(l->b))
+		len = sizeof(l->b) - l->n;
+	memcpy(l->b + l->n, s, len);
+	l->n += len;
 }
 
-void dl_log_debugf(const char *fmt, ...)
+/* The length of the valid UTF-8 sequence at p (at most left bytes), or 0
+ * when the byte at p does not start one. */
+static size_t utf8_len(const unsigned char *p, size_t left)
 {
-	va_list ap;
+	unsigned char c = p[0];
+	size_t len;
+	unsigned char lo = 0x80, hi = 0xbf;
 
-	va_start(ap, fmt);
-	emit("debug: ", fmt, ap);
-	va_end(ap);
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (left < len)
+		return 0;
+	/* The second byte's range excludes overlong forms, surrogates and
+	 * code points above U+10FFFF. */
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return len;
 }
 
-/* Appends to buf at *n (bounded by cap, always leaving room for "\n"). */
-static void put(char *buf, size_t cap, size_t *n, const char *s, size_t len)
+/* The characters of v, escaped: JSON string contents (quote, backslash
+ * and control bytes escaped, invalid UTF-8 as U+FFFD) or, in logfmt,
+ * quote and backslash escaped and control bytes as \u00XX.  Stops where
+ * the line is full. */
+static void put_escaped(struct line *l, const char *v)
 {
-	if (*n + len > cap - 2)
-		len = *n < cap - 2 ? cap - 2 - *n : 0;
-	memcpy(buf + *n, s, len);
-	*n += len;
-}
+	const unsigned char *p = (const unsigned char *)v;
+	size_t left = strlen(v);
 
-static void put_str(char *buf, size_t cap, size_t *n, const char *s)
-{
-	put(buf, cap, n, s, strlen(s));
-}
+	while (left && !l->cut) {
+		unsigned char ch = *p;
+		size_t k = 1;
 
-/* A value as logfmt (quoted when it has spaces, quotes or '=') or as a
- * JSON string; control characters are escaped in both. */
-static void put_value(char *buf, size_t cap, size_t *n, const char *v)
-{
-	int quote = log_json || !*v || strpbrk(v, " \"=\\") != 0;
-
-	if (quote)
-		put(buf, cap, n, "\"", 1);
-	for (const char *p = v; *p; p++) {
-		unsigned char ch = (unsigned char)*p;
 		if (ch == '"' || ch == '\\') {
 			char esc[2] = { '\\', (char)ch };
-			put(buf, cap, n, esc, 2);
-		} else if (ch < 0x20) {
+			put(l, esc, 2);
+		} else if (ch < 0x20 || ch == 0x7f) {
 			char esc[8];
-			int k = snprintf(esc, sizeof(esc), "\\u%04x", ch);
-			put(buf, cap, n, esc, (size_t)k);
+			int m = snprintf(esc, sizeof(esc), "\\u%04x", ch);
+			put(l, esc, (size_t)m);
+		} else if (ch < 0x80 || !log_json) {
+			put(l, (const char *)p, 1);
+		} else if ((k = utf8_len(p, left)) > 0) {
+			put(l, (const char *)p, k);
 		} else {
-			put(buf, cap, n, p, 1);
+			k = 1;
+			put(l, "\\ufffd", 6);
 		}
+		p += k;
+		left -= k;
 	}
+}
+
+/* A string value is always quoted in JSON; in logfmt when it is empty or
+ * has spaces, quotes, '=' or backslashes. */
+static int needs_quotes(const char *v)
+{
+	return log_json || !*v || strpbrk(v, " \"=\\") != 0;
+}
+
+/* ' key=' or ',"key":', with the value's opening quote (keys are the
+ * shim's own identifiers): in one piece, so that a key never goes in
+ * without the start of its value. */
+static void field_str(struct line *l, const char *key, const char *v)
+{
+	char k[80];
+	int quote = needs_quotes(v);
+	int m = snprintf(k, sizeof(k), log_json ? ",\"%s\":%s" : " %s=%s",
+			 key, quote ? "\"" : "");
+
+	if (m <= 0 || (size_t)m >= sizeof(k) || !put(l, k, (size_t)m)) {
+		l->cut = 1;
+		return;
+	}
+	put_escaped(l, v);
 	if (quote)
-		put(buf, cap, n, "\"", 1);
+		put_tail(l, "\"");
+}
+
+/* key and value go in together, or neither does. */
+static void field_raw(struct line *l, const char *key, const char *v)
+{
+	char k[112];
+	int m = snprintf(k, sizeof(k), log_json ? ",\"%s\":%s" : " %s=%s",
+			 key, v);
+
+	if (m > 0 && (size_t)m < sizeof(k))
+		put(l, k, (size_t)m);
+	else
+		l->cut = 1;
+}
+
+static void field_num(struct line *l, const char *key, long long v)
+{
+	char num[24];
+
+	snprintf(num, sizeof(num), "%lld", v);
+	field_raw(l, key, num);
+}
+
+static void field(struct line *l, const struct dl_field *f)
+{
+	if (!f->str)
+		field_num(l, f->key, f->num);
+	else if (f->str == dl_log_true || f->str == dl_log_false)
+		field_raw(l, f->key, f->str);
+	else
+		field_str(l, f->key, f->str);
 }
 
 /* UTC calendar time of t, computed here rather than by gmtime_r, which
@@ -562,42 +677,167 @@ static void utc_of(time_t t, struct dl_utc *u)
 	u->year = (int)(y + (u->mon <= 2));
 }
 
-void dl_log_fields(const struct dl_field *f, int nf)
+/* The start of an event line: time and pid. */
+static void line_head(struct line *l)
 {
-	char buf[1024], num[32], when[64];
-	size_t n = 0;
-	int saved = errno;
+	char when[64];
 	struct timespec ts;
 	struct dl_utc tm;
 
-	if (!log_start()) {
-		errno = saved;
-		return;
-	}
+	l->n = 0;
+	l->cut = 0;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	utc_of(ts.tv_sec, &tm);
 	snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
 		 tm.year, tm.mon, tm.mday, tm.hour, tm.min, tm.sec,
 		 (long)(ts.tv_nsec / 1000000) % 1000);
-	put_str(buf, sizeof(buf), &n, log_json ? "{\"time\":" : "libdeadline: time=");
-	put_value(buf, sizeof(buf), &n, when);
-	snprintf(num, sizeof(num), "%d", (int)getpid());
-	put_str(buf, sizeof(buf), &n, log_json ? ",\"pid\":" : " pid=");
-	put_str(buf, sizeof(buf), &n, num);
-	for (int i = 0; i < nf; i++) {
-		put_str(buf, sizeof(buf), &n, log_json ? ",\"" : " ");
-		put_str(buf, sizeof(buf), &n, f[i].key);
-		put_str(buf, sizeof(buf), &n, log_json ? "\":" : "=");
-		if (f[i].str) {
-			put_value(buf, sizeof(buf), &n, f[i].str);
+	put_str(l, log_json ? "{\"time\":\"" : "libdeadline: time=");
+	put_str(l, when);
+	put_str(l, log_json ? "\"" : "");
+	field_num(l, "pid", (long long)getpid());
+}
+
+/* Closes an event line; returns its length. */
+static size_t line_end(struct line *l)
+{
+	if (l->cut)
+		put_tail(l, log_json ? ",\"truncated\":true" :
+				       " truncated=true");
+	put_tail(l, log_json ? "}\n" : "\n");
+	return l->n;
+}
+
+/* A text line.  JSON: {"time","pid","event":event[,"source","line"],
+ * "msg"}.  logfmt: "libdeadline: <prefix><text>", control bytes as \xNN
+ * so that a line stays one line. */
+static void format_text(struct line *l, const char *event,
+			const char *prefix, const char *source,
+			const char *text)
+{
+	if (log_json) {
+		line_head(l);
+		field_str(l, "event", event);
+		if (source) {
+			size_t sl = strlen(source);
+
+			field_str(l, "source", source);
+			if (strncmp(text, source, sl) == 0 && text[sl] == ':') {
+				const char *p = text + sl + 1;
+				char *end;
+				unsigned long line = strtoul(p, &end, 10);
+
+				if (end != p && *p >= '0' && *p <= '9' &&
+				    end[0] == ':' && end[1] == ' ') {
+					field_num(l, "line", (long long)line);
+					text = end + 2;
+				} else if (*p == ' ') {
+					text = p + 1;
+				}
+			}
+		}
+		field_str(l, "msg", text);
+		line_end(l);
+		return;
+	}
+	l->n = 0;
+	l->cut = 0;
+	put_str(l, "libdeadline: ");
+	put_str(l, prefix);
+	for (const unsigned char *p = (const unsigned char *)text;
+	     *p && !l->cut; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			char esc[8];
+			int m = snprintf(esc, sizeof(esc), "\\x%02x", *p);
+			put(l, esc, (size_t)m);
 		} else {
-			snprintf(num, sizeof(num), "%lld", f[i].num);
-			put_str(buf, sizeof(buf), &n, num);
+			put(l, (const char *)p, 1);
 		}
 	}
-	if (log_json)
-		put_str(buf, sizeof(buf), &n, "}");
-	buf[n++] = '\n';
-	log_write(buf, n);
+	put_tail(l, "\n");
+}
+
+/* Formats and writes a text line; conf: also to stderr (log_write_conf). */
+static void emit(const char *event, const char *prefix, const char *source,
+		 int conf, const char *fmt, va_list ap)
+{
+	char text[1024];
+	struct line l;
+	int saved = errno;
+
+	if (!log_start()) {
+		errno = saved;
+		return;
+	}
+	if (vsnprintf(text, sizeof(text), fmt, ap) < 0)
+		text[0] = '\0';
+	format_text(&l, event, prefix, source, text);
+	if (conf)
+		log_write_conf(l.b, l.n);
+	else
+		log_write(l.b, l.n);
+	errno = saved;
+}
+
+/* The warning of file_give_up: on stderr only (the file is gone). */
+static void give_up_line(int fd, const char *why)
+{
+	char text[160];
+	struct line l;
+
+	snprintf(text, sizeof(text), "DEADLINE_LOG: the log file's descriptor "
+		 "%d %s; logging to stderr", fd, why);
+	format_text(&l, "warning", "warning: ", NULL, text);
+	write_stderr(l.b, l.n);
+}
+
+void dl_log_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit("warning", "warning: ", NULL, 0, fmt, ap);
+	va_end(ap);
+}
+
+void dl_log_conf(enum dl_conf_kind kind, const char *source,
+		 const char *fmt, ...)
+{
+	static const char *const events[] = {
+		[DL_CONF_ERROR] = "config_error",
+		[DL_CONF_WARNING] = "config_warning",
+		[DL_CONF_IGNORED] = "config_ignored",
+		[DL_CONF_EXIT] = "config_exit",
+	};
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit(events[kind], kind == DL_CONF_WARNING ? "warning: " : "", source,
+	     1, fmt, ap);
+	va_end(ap);
+}
+
+void dl_log_debugf(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit("debug", "debug: ", NULL, 0, fmt, ap);
+	va_end(ap);
+}
+
+void dl_log_fields(const struct dl_field *f, int nf)
+{
+	struct line l;
+	int saved = errno;
+
+	if (!log_start()) {
+		errno = saved;
+		return;
+	}
+	line_head(&l);
+	for (int i = 0; i < nf; i++)
+		field(&l, &f[i]);
+	line_end(&l);
+	log_write(l.b, l.n);
 	errno = saved;
 }

@@ -22,7 +22,7 @@
  *   A line that cannot be written is dropped.  A FIFO/pipe whose reader went
  *   away costs the line, never a SIGPIPE.
  *
- * Every function preserves errno.  The write path (dl_log_warn/event/
+ * Every function preserves errno.  The write path (dl_log_warn/conf/
  * fields/debugf) takes no lock and does not malloc; it calls only the
  * shim's REAL() functions and fstat/getpid/signal-mask system calls.
  */
@@ -68,26 +68,71 @@ void dl_log_forget_fd(int fd);
  * 2 closed or replaced), or the write failed (full pipe, EAGAIN, EPIPE). */
 unsigned long dl_log_dropped(void);
 
-/* dl_log_warn - "libdeadline: warning: <msg>" (configuration trouble and
- * other things the user must fix). */
+/* What a line looks like (issue "a newcomer's first hour"):
+ * - logfmt (the default): "libdeadline: ..." as below;
+ * - DEADLINE_LOG_FORMAT=json: EVERY line the shim writes is one JSON
+ *   object on one line, starting with "time" (string) and "pid" (number)
+ *   and naming its kind in "event": the enforcement events of
+ *   dl_log_fields, and "warning", "debug", "config_error",
+ *   "config_warning", "config_ignored", "config_exit" for the text
+ *   lines below (their text in "msg").  Strings are escaped (control
+ *   bytes as \u00XX, invalid UTF-8 as U+FFFD); numbers and booleans are
+ *   bare.  A line too long for the buffer (1 KiB) is cut at a field
+ *   or character boundary and still closed: it then ends with
+ *   "truncated":true (logfmt: truncated=true). */
+
+/* dl_log_warn - "libdeadline: warning: <msg>" (run-time trouble the user
+ * should know about; JSON event "warning"). */
 void dl_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* dl_log_event - "libdeadline: <logfmt fields>" for enforcement events. */
-void dl_log_event(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Configuration trouble, found while the shim starts. */
+enum dl_conf_kind {
+	DL_CONF_ERROR,		/* "libdeadline: <text>" */
+	DL_CONF_WARNING,	/* "libdeadline: warning: <text>" */
+	DL_CONF_IGNORED,	/* "libdeadline: <text>": the outcome */
+	DL_CONF_EXIT,		/* "libdeadline: <text>": DEADLINE_STRICT */
+};
 
-/* A field of an enforcement event; str == NULL means the number. */
+/* dl_log_conf - one line of configuration trouble.  It goes to the log
+ * and, when the log is a file (DEADLINE_LOG=FILE) that is not the stderr
+ * the program started with, a copy goes to that stderr too (same text,
+ * same format; the stderr rule of log.h applies), so that a bad setting
+ * is never reported only in a file nobody looks at.  DEADLINE_LOG=off
+ * silences both.  source (may be NULL): the file name or variable the
+ * text is about; a text that starts "SOURCE:LINE: " or "SOURCE: " has
+ * that prefix split into the JSON fields "source" and "line". */
+void dl_log_conf(enum dl_conf_kind kind, const char *source,
+		 const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* A field of an enforcement event: str == NULL means the number num;
+ * str == DL_TRUE or DL_FALSE (the pointers, not any "true" text) means a
+ * boolean; any other str is a string. */
 struct dl_field {
 	const char *key;
 	const char *str;
 	long long num;
 };
 
+extern const char dl_log_true[];
+extern const char dl_log_false[];
+#define DL_TRUE dl_log_true
+#define DL_FALSE dl_log_false
+#define DL_BOOL(b) ((b) ? dl_log_true : dl_log_false)
+
 /* dl_log_fields - one event line with time and pid first: logfmt
  * ("libdeadline: time=... pid=... key=value ...", values quoted when
- * needed) or, with DEADLINE_LOG_FORMAT=json, one JSON object per line. */
+ * needed) or, with DEADLINE_LOG_FORMAT=json, one JSON object per line
+ * (numbers and booleans bare, strings escaped). */
 void dl_log_fields(const struct dl_field *f, int n);
 
+/* dl_log_dest, dl_log_format - where the log goes ("stderr", "off", or
+ * the file's path as given) and its format ("logfmt" or "json"), for the
+ * DEADLINE_DEBUG start-up line.  Valid after dl_log_init. */
+const char *dl_log_dest(void);
+const char *dl_log_format(void);
+
 extern int dl_log_debug_on;
+/* dl_log_debugf - "libdeadline: debug: <msg>" (JSON event "debug"). */
 void dl_log_debugf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* DL_DEBUG - off by default; DEADLINE_DEBUG=1 turns it on. */

@@ -259,6 +259,7 @@ void engine_on_accept(int lfd, int fd, int flags)
 	CONN_STORE(c->ino, track_inode_of(fd));
 	conn_start(c, limits_of(c), 1, 0, clock_now());
 	stats_count(&stats_of(c)->conns, 1);
+	inject_announce();	/* the faults line, once per process */
 	DL_DEBUG("track fd=%d inbound rule=%s limits_ms=%u/%u/%u/%u", fd,
 		 eff_of(c)->rule_name, limits_of(c)->ms[0], limits_of(c)->ms[1],
 		 limits_of(c)->ms[2], limits_of(c)->ms[3]);

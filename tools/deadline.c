@@ -1,15 +1,21 @@
-/* deadline - run a command with libdeadline preloaded, or check a config.
+/* deadline - run a command with libdeadline preloaded, check a config,
+ * or say whether a running process has the library loaded.
  *
  *   deadline [OPTIONS] [--] COMMAND [ARGS...]
  *   deadline check FILE
+ *   deadline status PID
  *
  * Exit status follows timeout(1) and env(1): the command's own status
  * (we exec it), 125 for our usage errors, 126 when the command exists but
- * cannot be run, 127 when it is not found.  `check` exits 0 or 2.
+ * cannot be run, 127 when it is not found.  `check` exits 0 or 2;
+ * `status` exits 0 (loaded), 1 (not loaded) or 2 (no such process, or
+ * /proc not readable).
  */
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ctype.h>
+#include <dirent.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -22,11 +28,22 @@
 #include "conf.h"
 #include "policy.h"
 
+/* Where `make install` puts the library and this program (the Makefile
+ * passes LIBDIR and BINDIR; the install target compiles a copy of this
+ * program with the values given to it), and the multiarch triplet of the
+ * compiler (`gcc -print-multiarch`, empty when it has none). */
 #ifndef DL_LIBDIR
 #define DL_LIBDIR "/usr/local/lib"
 #endif
+#ifndef DL_BINDIR
+#define DL_BINDIR "/usr/local/bin"
+#endif
+#ifndef DL_MULTIARCH
+#define DL_MULTIARCH ""
+#endif
+/* The version: the Makefile's VERSION. */
 #ifndef DL_VERSION
-#define DL_VERSION "0.1.0"
+#error "DL_VERSION is not defined: build with the Makefile"
 #endif
 
 #define LIBNAME "libdeadline.so"
@@ -45,6 +62,7 @@ static void usage(FILE *f)
 	fprintf(f,
 "Usage: %s [OPTIONS] [--] COMMAND [ARGS...]\n"
 "       %s check FILE\n"
+"       %s status PID\n"
 "\n"
 "Run COMMAND with libdeadline preloaded, so that its TCP connections get\n"
 "deadlines without changing the program.\n"
@@ -57,6 +75,13 @@ static void usage(FILE *f)
 "  --request D        request deadline      (DEADLINE_REQUEST_TIMEOUT)\n"
 "  --log FILE         libdeadline's log: a file (appended), \"stderr\"\n"
 "                     (default) or \"off\" (DEADLINE_LOG)\n"
+"  --log-format FMT   \"text\" (logfmt, the default) or \"json\"\n"
+"                     (DEADLINE_LOG_FORMAT)\n"
+"  --stats FILE       append one JSON line of per-rule counters per\n"
+"                     process to FILE (DEADLINE_STATS)\n"
+"  --teardown MODE    \"reset\" (RST) or \"close\" (FIN) for every\n"
+"                     connection; beats the file (DEADLINE_TEARDOWN)\n"
+"  --debug            debug lines in the log (DEADLINE_DEBUG=1)\n"
 "  --strict           DEADLINE_STRICT=1\n"
 "  --fault SPEC       inject faults, e.g. 'host=api.test latency=200ms\n"
 "                     jitter=50ms p=0.5'; repeatable (DEADLINE_FAULTS)\n"
@@ -72,9 +97,14 @@ static void usage(FILE *f)
 "'check FILE' reports every error in FILE with its line (exit 2), or\n"
 "prints the effective rules (exit 0).\n"
 "\n"
+"'status PID' says whether process PID has libdeadline loaded and from\n"
+"where, its DEADLINE_* settings, its log file and its last statistics\n"
+"line: exit 0 (loaded), 1 (not loaded), 2 (no such process, or not\n"
+"allowed to look).\n"
+"\n"
 "Exit status: COMMAND's, or 125 (deadline's own error), 126 (COMMAND\n"
 "cannot be run), 127 (COMMAND not found).\n",
-		prog, prog);
+		prog, prog, prog);
 }
 
 static void die_usage(const char *fmt, ...)
@@ -298,43 +328,552 @@ static int cmd_check(int argc, char **argv)
 	return 0;
 }
 
+/* --------------------------------------------------------------- status */
+
+enum {
+	STATUS_LOADED = 0,
+	STATUS_NOT_LOADED = 1,
+	STATUS_NO_PROCESS = 2,
+};
+
+/* The whole of a (/proc) file, NUL-terminated, *len bytes without the NUL;
+ * NULL with errno set when it cannot be read. */
+static char *read_all(const char *path, size_t *len)
+{
+	size_t cap = 8192, n = 0;
+	char *buf = malloc(cap);
+	int fd, e;
+
+	if (!buf)
+		return NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		goto fail;
+	for (;;) {
+		ssize_t r;
+
+		if (cap - n < 2) {
+			char *nb = cap < (256u << 20) ? realloc(buf, cap * 2)
+						      : NULL;
+			if (!nb) {
+				errno = ENOMEM;
+				goto fail;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		r = read(fd, buf + n, cap - n - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			goto fail;
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	buf[n] = '\0';
+	if (len)
+		*len = n;
+	return buf;
+fail:
+	e = errno;
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	errno = e;
+	return NULL;
+}
+
+/* 1 when a mapped file is libdeadline (libdeadline.so, or a build of it
+ * under another name such as libdeadline-asan.so). */
+static int is_shim_path(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	return strncmp(base, "libdeadline", 11) == 0 && strstr(base, ".so");
+}
+
+/* The process's state letter from /proc/PID/stat ('Z' for a zombie), or
+ * 0 when unknown. */
+static char proc_state(const char *pid)
+{
+	char path[64], *st, *rp, c = 0;
+
+	snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+	st = read_all(path, NULL);
+	if (st && (rp = strrchr(st, ')')) && rp[1] == ' ')
+		c = rp[2];
+	free(st);
+	return c;
+}
+
+/* "VAR=value" entries of environ (NUL-separated) whose name is var. */
+static const char *env_get(const char *env, size_t len, const char *var)
+{
+	size_t n = strlen(var);
+
+	for (const char *e = env; e < env + len; e += strlen(e) + 1)
+		if (strncmp(e, var, n) == 0 && e[n] == '=')
+			return e + n + 1;
+	return NULL;
+}
+
+/* 1 when the line is a statistics line of process pid: {"pid":N,...}. */
+static int stats_line_of(const char *line, long pid)
+{
+	const char *p = line;
+	char *end;
+	long v;
+
+	p += strspn(p, " \t");
+	if (*p++ != '{')
+		return 0;
+	p += strspn(p, " \t");
+	if (strncmp(p, "\"pid\"", 5) != 0)
+		return 0;
+	p += 5;
+	p += strspn(p, " \t");
+	if (*p++ != ':')
+		return 0;
+	p += strspn(p, " \t");
+	if (!isdigit((unsigned char)*p))
+		return 0;
+	errno = 0;
+	v = strtol(p, &end, 10);
+	if (errno || v != pid)
+		return 0;
+	end += strspn(end, " \t");
+	return *end == ',' || *end == '}';
+}
+
+/* The log: where DEADLINE_LOG says, and whether the process has it open
+ * (the shim holds it on a high descriptor of its own). */
+static void status_log(const char *pid, const char *dest)
+{
+	char fddir[64], link[PATH_MAX], target[PATH_MAX];
+	char want[2 * PATH_MAX + 2];
+	struct dirent *de;
+	DIR *d;
+	int found = -1, stderr_only;
+
+	stderr_only = !dest || !*dest || strcmp(dest, "stderr") == 0;
+	if (dest && strcmp(dest, "off") == 0) {
+		printf("log: off (DEADLINE_LOG=off)\n");
+		return;
+	}
+	snprintf(fddir, sizeof(fddir), "/proc/%s/fd", pid);
+	d = opendir(fddir);
+	if (!d) {
+		printf("log: %s (cannot read %s: %s)\n",
+		       stderr_only ? "stderr" : dest, fddir, strerror(errno));
+		return;
+	}
+	/* A relative DEADLINE_LOG was opened from the process's cwd. */
+	if (!stderr_only && dest[0] != '/') {
+		char cwdlink[80];
+		ssize_t n;
+
+		snprintf(cwdlink, sizeof(cwdlink), "/proc/%s/cwd", pid);
+		n = readlink(cwdlink, link, sizeof(link) - 1);
+		link[n > 0 ? n : 0] = '\0';
+		snprintf(want, sizeof(want), "%s/%s", link, dest);
+	} else if (!stderr_only) {
+		snprintf(want, sizeof(want), "%s", dest);
+	}
+	while ((de = readdir(d))) {
+		ssize_t n;
+		int fd;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		fd = atoi(de->d_name);
+		if (stderr_only && fd != 2)
+			continue;
+		if (snprintf(link, sizeof(link), "%s/%s", fddir,
+			     de->d_name) >= (int)sizeof(link))
+			continue;
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		if (stderr_only) {
+			printf("log: stderr (fd 2 is %s)\n", target);
+			found = fd;
+			break;
+		}
+		if (strcmp(target, want) == 0) {
+			found = fd;
+			break;
+		}
+		/* The path through a symlink, as opened. */
+		if (realpath(want, link) && strcmp(target, link) == 0) {
+			found = fd;
+			break;
+		}
+	}
+	closedir(d);
+	if (stderr_only) {
+		if (found < 0)
+			printf("log: stderr (fd 2 is closed: lines are "
+			       "dropped)\n");
+	} else if (found >= 0) {
+		printf("log: %s (open on fd %d)\n", dest, found);
+	} else {
+		printf("log: %s (not open in the process)\n", dest);
+	}
+}
+
+/* The newest statistics line the process wrote to DEADLINE_STATS. */
+static void status_stats(const char *pid, const char *file)
+{
+	char path[PATH_MAX], *line = NULL, *last = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	FILE *f;
+
+	if (!file || !*file) {
+		printf("stats: off (DEADLINE_STATS is not set)\n");
+		return;
+	}
+	if (file[0] == '/')
+		snprintf(path, sizeof(path), "%s", file);
+	else
+		snprintf(path, sizeof(path), "/proc/%s/cwd/%s", pid, file);
+	f = fopen(path, "re");
+	if (!f) {
+		printf("stats: %s (cannot read it: %s)\n", file,
+		       strerror(errno));
+		return;
+	}
+	while ((n = getline(&line, &cap, f)) >= 0) {
+		if (n && line[n - 1] == '\n')
+			line[n - 1] = '\0';
+		if (stats_line_of(line, atol(pid))) {
+			free(last);
+			last = strdup(line);
+		}
+	}
+	fclose(f);
+	free(line);
+	if (last)
+		printf("stats: %s, newest line of pid %s:\n  %s\n", file, pid,
+		       last);
+	else
+		printf("stats: %s (no line of pid %s yet: the library writes "
+		       "one when the process exits)\n", file, pid);
+	free(last);
+}
+
+/* deadline status PID: is libdeadline in that process, from where, and
+ * with what settings. */
+static int cmd_status(int argc, char **argv)
+{
+	char path[64], found[4][PATH_MAX], *maps, *env, *comm, *save = NULL;
+	const char *pid, *v;
+	size_t envlen = 0;
+	int nfound = 0, env_err = 0, ndl = 0;
+	struct stat st;
+	long pidv;
+	char *end;
+
+	if (argc != 2)
+		die_usage("status takes exactly one PID argument");
+	pid = argv[1];
+	errno = 0;
+	pidv = strtol(pid, &end, 10);
+	if (!isdigit((unsigned char)*pid) || *end || errno || pidv <= 0 ||
+	    pidv > INT_MAX)
+		die_usage("status: '%s' is not a process ID", pid);
+
+	snprintf(path, sizeof(path), "/proc/%s", pid);
+	if (stat(path, &st) < 0) {
+		if (errno == ENOENT)
+			fprintf(stderr, "%s: status: no process with ID %s\n",
+				prog, pid);
+		else
+			fprintf(stderr, "%s: status: %s: %s\n", prog, path,
+				strerror(errno));
+		return STATUS_NO_PROCESS;
+	}
+	snprintf(path, sizeof(path), "/proc/%s/maps", pid);
+	maps = read_all(path, NULL);
+	if (!maps) {
+		int e = errno;
+
+		if (e == ENOENT || e == ESRCH)
+			fprintf(stderr, "%s: status: no process with ID %s\n",
+				prog, pid);
+		else
+			fprintf(stderr, "%s: status: cannot read %s: %s%s\n",
+				prog, path, strerror(e),
+				e == EACCES || e == EPERM
+					? " (only root or the process's owner "
+					  "may look)" : "");
+		return STATUS_NO_PROCESS;
+	}
+	if (!maps[0] && proc_state(pid) == 'Z') {
+		fprintf(stderr, "%s: status: process %s has exited (a zombie "
+			"its parent has not reaped)\n", prog, pid);
+		free(maps);
+		return STATUS_NO_PROCESS;
+	}
+	for (char *ln = strtok_r(maps, "\n", &save); ln;
+	     ln = strtok_r(NULL, "\n", &save)) {
+		int off = -1, dup = 0;
+
+		if (sscanf(ln, "%*s %*s %*s %*s %*s %n", &off) < 0 ||
+		    off < 0 || ln[off] != '/' || !is_shim_path(ln + off))
+			continue;
+		for (int i = 0; i < nfound; i++)
+			dup |= strcmp(found[i], ln + off) == 0;
+		if (!dup && nfound < 4)
+			snprintf(found[nfound++], PATH_MAX, "%s", ln + off);
+	}
+	free(maps);
+
+	snprintf(path, sizeof(path), "/proc/%s/comm", pid);
+	comm = read_all(path, NULL);
+	if (comm)
+		comm[strcspn(comm, "\n")] = '\0';
+	printf("pid %s (%s): libdeadline %s", pid, comm ? comm : "?",
+	       nfound ? "loaded: " : "not loaded\n");
+	free(comm);
+	for (int i = 0; i < nfound; i++)
+		printf("%s%s", i ? ", " : "", found[i]);
+	if (nfound)
+		printf("\n");
+
+	snprintf(path, sizeof(path), "/proc/%s/environ", pid);
+	env = read_all(path, &envlen);
+	if (!env) {
+		env_err = errno;
+		printf("settings: unknown (cannot read %s: %s)\n", path,
+		       strerror(env_err));
+	} else {
+		printf("settings (its environment when it started):\n");
+		for (const char *e = env; e < env + envlen;
+		     e += strlen(e) + 1) {
+			int is_dl = strncmp(e, "DEADLINE_", 9) == 0;
+
+			if (is_dl || strncmp(e, "LD_PRELOAD=", 11) == 0)
+				printf("  %s\n", e);
+			ndl += is_dl;
+		}
+		if (!ndl)
+			printf("  (no DEADLINE_* variable: no deadline "
+			       "applies)\n");
+	}
+	if (!nfound) {
+		v = env ? env_get(env, envlen, "LD_PRELOAD") : NULL;
+		if (v && strstr(v, "libdeadline"))
+			printf("note: its LD_PRELOAD names libdeadline, but "
+			       "the loader did not load it: a bare name the "
+			       "loader cannot find (use the absolute path, "
+			       "or 'deadline'), or a setuid, setgid or "
+			       "statically linked program\n");
+		free(env);
+		return STATUS_NOT_LOADED;
+	}
+	if (env) {
+		status_log(pid, env_get(env, envlen, "DEADLINE_LOG"));
+		status_stats(pid, env_get(env, envlen, "DEADLINE_STATS"));
+	} else {
+		printf("log: unknown (environment not readable)\n");
+		printf("stats: unknown (environment not readable)\n");
+	}
+	free(env);
+	return STATUS_LOADED;
+}
+
 /* ------------------------------------------------------ library lookup */
 
-/* Finds libdeadline.so: beside our executable, then ../lib/ from it, then
- * the install directory.  Writes the canonical path into out.  Returns 0,
- * or -1 when none is readable. */
-static int find_library(char *out, size_t outlen)
+/* An absolute path as its components, "." and ".." resolved lexically
+ * (right for paths derived from /proc/self/exe, which has no symlinks). */
+#define MAX_COMPS 128
+struct comps {
+	char buf[PATH_MAX];
+	const char *c[MAX_COMPS];
+	size_t n;
+};
+
+/* Returns 0, or -1 when path is not absolute or too long. */
+static int comps_of(const char *path, struct comps *p)
 {
-	char self[PATH_MAX], cand[PATH_MAX + 32], real[PATH_MAX];
-	const char *dirs[3] = { NULL, NULL, DL_LIBDIR };
-	char dir[PATH_MAX];
+	size_t len = strlen(path);
+	char *save = NULL;
+
+	p->n = 0;
+	if (path[0] != '/' || len >= sizeof(p->buf))
+		return -1;
+	memcpy(p->buf, path, len + 1);
+	for (char *t = strtok_r(p->buf, "/", &save); t;
+	     t = strtok_r(NULL, "/", &save)) {
+		if (strcmp(t, ".") == 0)
+			continue;
+		if (strcmp(t, "..") == 0) {
+			if (p->n)
+				p->n--;
+			continue;
+		}
+		if (p->n == MAX_COMPS)
+			return -1;
+		p->c[p->n++] = t;
+	}
+	return 0;
+}
+
+/* Appends s to out at *o; returns -1 when it does not fit. */
+static int append(char *out, size_t len, size_t *o, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (*o + n >= len)
+		return -1;
+	memcpy(out + *o, s, n + 1);
+	*o += n;
+	return 0;
+}
+
+/* The path of DL_LIBDIR relative to DL_BINDIR ("../lib",
+ * "../lib/x86_64-linux-gnu", "." when they are the same directory), so
+ * that an installed deadline finds the library installed with it wherever
+ * the tree was moved (a DESTDIR stage, a relocated prefix).  Returns 0,
+ * or -1 when either is not absolute. */
+static int libdir_from_bindir(char *out, size_t len)
+{
+	static struct comps bin, lib;
+	size_t common = 0, o = 0;
+
+	if (comps_of(DL_BINDIR, &bin) < 0 || comps_of(DL_LIBDIR, &lib) < 0)
+		return -1;
+	while (common < bin.n && common < lib.n &&
+	       strcmp(bin.c[common], lib.c[common]) == 0)
+		common++;
+	out[0] = '\0';
+	for (size_t i = common; i < bin.n; i++)
+		if (append(out, len, &o, o ? "/.." : "..") < 0)
+			return -1;
+	for (size_t i = common; i < lib.n; i++)
+		if ((o && append(out, len, &o, "/") < 0) ||
+		    append(out, len, &o, lib.c[i]) < 0)
+			return -1;
+	if (!o)
+		return append(out, len, &o, ".");
+	return 0;
+}
+
+/* dir + "/" + rel + "/" LIBNAME, normalised lexically, into out.
+ * Returns 0, or -1 when it does not fit. */
+static int lib_in(const char *dir, const char *rel, char *out, size_t len)
+{
+	static struct comps p;
+	char joined[PATH_MAX];
+	size_t o = 0;
+	int n;
+
+	n = snprintf(joined, sizeof(joined), "%s/%s/" LIBNAME, dir,
+		     rel ? rel : ".");
+	if (n < 0 || (size_t)n >= sizeof(joined) || comps_of(joined, &p) < 0)
+		return -1;
+	out[0] = '\0';
+	for (size_t i = 0; i < p.n; i++)
+		if (append(out, len, &o, "/") < 0 ||
+		    append(out, len, &o, p.c[i]) < 0)
+			return -1;
+	return 0;
+}
+
+#define MAX_CANDS 6
+struct lib_search {
+	char cand[MAX_CANDS][PATH_MAX];
+	int err[MAX_CANDS];	/* why each was not used (errno) */
+	int n;
+	char self_err[128];	/* when /proc/self/exe could not be read */
+};
+
+static void add_cand(struct lib_search *s, const char *dir, const char *rel)
+{
+	char path[PATH_MAX];
+
+	if (s->n == MAX_CANDS || lib_in(dir, rel, path, sizeof(path)) < 0)
+		return;
+	for (int i = 0; i < s->n; i++)
+		if (strcmp(s->cand[i], path) == 0)
+			return;
+	memcpy(s->cand[s->n++], path, strlen(path) + 1);
+}
+
+/* Finds libdeadline.so.  Relative to our own executable first, so that a
+ * copy of the tree finds its own library: beside it (the build tree), at
+ * the installed LIBDIR relative to the installed BINDIR, in ../lib/ and in
+ * ../lib/<multiarch>/; then in the LIBDIR this program was installed
+ * for.  Writes the canonical path into out.  Returns 0, or -1 when none
+ * is readable (s then lists every place looked at, and why). */
+static int find_library(struct lib_search *s, char *out, size_t outlen)
+{
+	char self[PATH_MAX], rel[PATH_MAX], real[PATH_MAX];
 	ssize_t n;
 
+	memset(s, 0, sizeof(*s));
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n > 0) {
 		char *slash;
 
 		self[n] = '\0';
 		slash = strrchr(self, '/');
-		if (slash) {
+		if (slash && self[0] == '/') {
 			*slash = '\0';
-			snprintf(dir, sizeof(dir), "%s", self);
-			dirs[0] = dir;
-			dirs[1] = dir;
+			if (!self[0])
+				memcpy(self, "/", 2);
+			add_cand(s, self, NULL);
+			if (libdir_from_bindir(rel, sizeof(rel)) == 0)
+				add_cand(s, self, rel);
+			add_cand(s, self, "../lib");
+			if (DL_MULTIARCH[0])
+				add_cand(s, self, "../lib/" DL_MULTIARCH);
 		}
+	} else {
+		snprintf(s->self_err, sizeof(s->self_err),
+			 "cannot read /proc/self/exe (%s), so not relative to "
+			 "this program", n < 0 ? strerror(errno) : "empty");
 	}
-	for (int i = 0; i < 3; i++) {
-		if (!dirs[i])
+	add_cand(s, DL_LIBDIR, NULL);
+	for (int i = 0; i < s->n; i++) {
+		if (access(s->cand[i], R_OK) < 0) {
+			s->err[i] = errno;
 			continue;
-		snprintf(cand, sizeof(cand), "%s/%s%s", dirs[i],
-			 i == 1 ? "../lib/" : "", LIBNAME);
-		if (access(cand, R_OK) == 0 && realpath(cand, real) &&
-		    strlen(real) < outlen) {
-			memcpy(out, real, strlen(real) + 1);
-			return 0;
 		}
+		if (!realpath(s->cand[i], real)) {
+			s->err[i] = errno;
+			continue;
+		}
+		if (strlen(real) >= outlen) {
+			s->err[i] = ENAMETOOLONG;
+			continue;
+		}
+		memcpy(out, real, strlen(real) + 1);
+		return 0;
 	}
 	return -1;
+}
+
+static void die_no_library(const struct lib_search *s)
+	__attribute__((noreturn));
+
+/* "cannot find libdeadline.so", every place looked at, what to do; 125. */
+static void die_no_library(const struct lib_search *s)
+{
+	fprintf(stderr, "%s: cannot find %s; looked for:\n", prog, LIBNAME);
+	for (int i = 0; i < s->n; i++)
+		fprintf(stderr, "  %s (%s)\n", s->cand[i], strerror(s->err[i]));
+	if (s->self_err[0])
+		fprintf(stderr, "  (%s)\n", s->self_err);
+	fprintf(stderr, "%s: install it with 'make install' (LIBDIR=%s for "
+		"this build), or preload it yourself: "
+		"LD_PRELOAD=/path/to/%s COMMAND\n", prog, DL_LIBDIR, LIBNAME);
+	exit(EXIT_USAGE);
 }
 
 /* 1 when the space/colon separated list already holds item. */
@@ -551,21 +1090,27 @@ static void warn_unreachable(const char *shown, const char *path)
 /* ----------------------------------------------------------------- run */
 
 /* Makes a relative path absolute, because the command may chdir before
- * the shim opens it.  The log's special values ("stderr", "off") are kept.
- * Returns a malloc'd string. */
-static char *absolute(const char *p)
+ * the shim opens it.  Returns a malloc'd string. */
+static char *absolute_path(const char *p)
 {
 	char cwd[PATH_MAX], *r;
 	size_t n;
 
-	if (p[0] == '/' || strcmp(p, "stderr") == 0 || strcmp(p, "off") == 0 ||
-	    !getcwd(cwd, sizeof(cwd)))
+	if (p[0] == '/' || !getcwd(cwd, sizeof(cwd)))
 		return strdup(p);
 	n = strlen(cwd) + 1 + strlen(p) + 1;
 	r = malloc(n);
 	if (r)
 		snprintf(r, n, "%s/%s", cwd, p);
 	return r;
+}
+
+/* absolute_path(), keeping the log's special values ("stderr", "off"). */
+static char *absolute(const char *p)
+{
+	if (strcmp(p, "stderr") == 0 || strcmp(p, "off") == 0)
+		return strdup(p);
+	return absolute_path(p);
 }
 
 static void set_duration_env(const char *opt, const char *val,
@@ -597,7 +1142,7 @@ static void check_config_for_run(const char *path)
 		exit(EXIT_USAGE);
 	}
 	conf_free(&c);
-	abs = absolute(path);
+	abs = absolute_path(path);
 	if (!abs)
 		die("out of memory");
 	setenv("DEADLINE_CONFIG", abs, 1);
@@ -647,7 +1192,8 @@ static char *add_fault(char *list, const char *spec)
 
 enum {
 	OPT_CONFIG = 256, OPT_CONNECT, OPT_FIRST_BYTE, OPT_IDLE, OPT_REQUEST,
-	OPT_LOG, OPT_STRICT, OPT_FAULT, OPT_SEED, OPT_DRY_RUN,
+	OPT_LOG, OPT_STRICT, OPT_FAULT, OPT_SEED, OPT_DRY_RUN, OPT_LOG_FORMAT,
+	OPT_STATS, OPT_TEARDOWN, OPT_DEBUG,
 };
 
 static const struct option long_opts[] = {
@@ -657,6 +1203,10 @@ static const struct option long_opts[] = {
 	{ "idle", required_argument, NULL, OPT_IDLE },
 	{ "request", required_argument, NULL, OPT_REQUEST },
 	{ "log", required_argument, NULL, OPT_LOG },
+	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+	{ "stats", required_argument, NULL, OPT_STATS },
+	{ "teardown", required_argument, NULL, OPT_TEARDOWN },
+	{ "debug", no_argument, NULL, OPT_DEBUG },
 	{ "strict", no_argument, NULL, OPT_STRICT },
 	{ "fault", required_argument, NULL, OPT_FAULT },
 	{ "seed", required_argument, NULL, OPT_SEED },
@@ -669,12 +1219,15 @@ static const struct option long_opts[] = {
 int main(int argc, char **argv)
 {
 	char lib[PATH_MAX], cmdpath[PATH_MAX];
-	const char *config = NULL, *logfile = NULL;
+	static struct lib_search search;
+	const char *config = NULL, *logfile = NULL, *statsfile = NULL;
 	char *faults = NULL;
 	int strict = 0, opt, rc;
 
 	if (argc >= 2 && strcmp(argv[1], "check") == 0)
 		return cmd_check(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "status") == 0)
+		return cmd_status(argc - 1, argv + 1);
 
 	/* '+': stop at the first non-option, which starts the command. */
 	/* ':' and opterr = 0: we word the messages (getopt would name
@@ -700,6 +1253,33 @@ int main(int argc, char **argv)
 			break;
 		case OPT_LOG:
 			logfile = optarg;
+			break;
+		case OPT_LOG_FORMAT:
+			/* The shim's names are logfmt and json; "text" is
+			 * the friendlier name of logfmt. */
+			if (strcmp(optarg, "text") == 0 ||
+			    strcmp(optarg, "logfmt") == 0)
+				setenv("DEADLINE_LOG_FORMAT", "logfmt", 1);
+			else if (strcmp(optarg, "json") == 0)
+				setenv("DEADLINE_LOG_FORMAT", "json", 1);
+			else
+				die_usage("invalid value for --log-format: "
+					  "'%s' (use text or json)", optarg);
+			break;
+		case OPT_STATS:
+			if (!*optarg)
+				die_usage("--stats needs a file name");
+			statsfile = optarg;
+			break;
+		case OPT_TEARDOWN:
+			if (strcmp(optarg, "reset") != 0 &&
+			    strcmp(optarg, "close") != 0)
+				die_usage("invalid value for --teardown: '%s' "
+					  "(use reset or close)", optarg);
+			setenv("DEADLINE_TEARDOWN", optarg, 1);
+			break;
+		case OPT_DEBUG:
+			setenv("DEADLINE_DEBUG", "1", 1);
 			break;
 		case OPT_STRICT:
 			strict = 1;
@@ -751,11 +1331,17 @@ int main(int argc, char **argv)
 		setenv("DEADLINE_LOG", abs, 1);
 		free(abs);
 	}
+	if (statsfile) {
+		char *abs = absolute_path(statsfile);
+		if (!abs)
+			die("out of memory");
+		setenv("DEADLINE_STATS", abs, 1);
+		free(abs);
+	}
 	if (strict)
 		setenv("DEADLINE_STRICT", "1", 1);
-	if (find_library(lib, sizeof(lib)) < 0)
-		die("cannot find %s (looked beside this program, in "
-			  "../lib/ and in " DL_LIBDIR ")", LIBNAME);
+	if (find_library(&search, lib, sizeof(lib)) < 0)
+		die_no_library(&search);
 
 	rc = resolve_command(argv[optind], cmdpath, sizeof(cmdpath));
 	if (rc == ENOENT) {

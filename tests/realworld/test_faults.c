@@ -154,8 +154,9 @@ static int f_cmp(const void *a, const void *b)
  * "rule conn where fault host" keys; *n = how many distinct.  where is
  * what the decision was keyed to: "dir@offset" for a per-call decision
  * on data (how many calls a response took may vary from run to run, the
- * offsets at which the program asks do not), else the op number (the
- * connect attempt, a per-connection decision). */
+ * offsets at which the program asks do not), "bytes@N" for the end of a
+ * connection (a per-connection decision, at byte N), else the op number
+ * (the connect attempt). */
 static char **f_fault_set(const char *log, size_t *n)
 {
 	size_t cap = 64, k = 0;
@@ -181,6 +182,8 @@ static char **f_fault_set(const char *log, size_t *n)
 			if (f_val(p, "offset", off, sizeof(off)) &&
 			    f_val(p, "dir", dir, sizeof(dir)))
 				snprintf(op, sizeof(op), "%s@%s", dir, off);
+			else if (f_val(p, "bytes", off, sizeof(off)))
+				snprintf(op, sizeof(op), "bytes@%s", off);
 			snprintf(key, sizeof(key), "%s %s %s %s %s", rule, conn,
 				 op, fault, host);
 			if (k == cap) {

@@ -501,6 +501,106 @@ Test(conf_errors, syntax_hints)
 	BAD("seed = ;", "1: syntax error");
 }
 
+/* libconfig says only "syntax error" at a number followed by a unit: the
+ * message says what to write instead. */
+Test(conf_errors, unquoted_duration_hints)
+{
+	BAD("defaults = { connect_timeout = 2s; };",
+	    "1: syntax error (durations are strings: connect_timeout = "
+	    "\"2s\";)");
+	BAD("rules = (\n  { name = \"a\"; request_timeout = 1m30s; }\n);",
+	    "2: syntax error (durations are strings: request_timeout = "
+	    "\"1m30s\";)");
+	/* No ';' before the '}': libconfig stumbles on the next line; the
+	 * message names the line with the value. */
+	BAD("defaults = {\n  idle_timeout = 1.5s\n};",
+	    "2: syntax error (durations are strings: idle_timeout = "
+	    "\"1.5s\";)");
+	BAD("defaults = { faults = { latency = 250ms; }; };",
+	    "1: syntax error (durations are strings: latency = \"250ms\";)");
+	BAD("defaults = { retry_backoff = { base = 100ms; }; };",
+	    "1: syntax error (durations are strings: base = \"100ms\";)");
+	/* A duration key with a bad unit still gets the hint; the quoted
+	 * value is then checked as any other. */
+	BAD("defaults = { dns_timeout = 2x; };",
+	    "1: syntax error (durations are strings: dns_timeout = \"2x\";)");
+	BAD("defaults = { faults = { bandwidth = 100KB; }; };",
+	    "1: syntax error (rates are strings: bandwidth = \"100KB\";)");
+	/* What is in a string or a comment is not looked at. */
+	BAD("defaults = { request_timeout = \"2s\"; x y; }; # t = 5s",
+	    "1: syntax error");
+	BAD("defaults = { request_timeout = \"t = 5s\" x; };",
+	    "1: syntax error");
+	/* Not a duration, not a duration key: no guess. */
+	BAD("defaults = { connect_retries = 3x; };", "1: syntax error");
+	/* The quoted forms load. */
+	struct conf c;
+	load_ok(&c, "defaults = { connect_timeout = \"2s\"; faults = { "
+		    "bandwidth = \"100KB\"; }; };");
+	cr_expect_eq(c.defaults.limits.ms[DL_PH_CONNECT], 2000);
+	conf_free(&c);
+}
+
+/* A fault spec (DEADLINE_FAULTS, deadline --fault) with blanks around an
+ * '=': said so, with the spelling to use, instead of a garbled key. */
+Test(conf_errors, fault_spec_spaces_around_equals)
+{
+	static const struct {
+		const char *spec, *msg;
+	} cases[] = {
+		{ "latency = 100ms", "fault spec 1: spaces are not allowed "
+		  "around '=' (write latency=100ms)" },
+		{ "host=a latency =100ms", "fault spec 1: spaces are not "
+		  "allowed around '=' (write latency=100ms)" },
+		{ "latency=1s; host=b latency= 100ms p=0.5", "fault spec 2: "
+		  "spaces are not allowed around '=' (write latency=100ms)" },
+		{ "reset; refuse =", "fault spec 2: spaces are not allowed "
+		  "around '=' (write key=value, e.g. latency=100ms)" },
+		{ "= 5", "fault spec 1: spaces are not allowed around '=' "
+		  "(write key=value, e.g. latency=100ms)" },
+		{ "latency\t=\t1s", "fault spec 1: spaces are not allowed "
+		  "around '=' (write latency=1s)" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *err = NULL;
+		char *t = fault_specs_to_conf(cases[i].spec, &err);
+
+		cr_expect_null(t, "'%s' was translated: %s", cases[i].spec, t);
+		free(t);
+		cr_expect_str_eq(err ? err : "(none)", cases[i].msg, "for '%s'",
+				 cases[i].spec);
+	}
+	/* A user's text in the message is escaped and bounded. */
+	{
+		const char *err = NULL;
+		char *t = fault_specs_to_conf("k\x01 = v\xff", &err);
+
+		cr_expect_null(t);
+		free(t);
+		cr_expect_str_eq(err ? err : "(none)", "fault spec 1: spaces "
+				 "are not allowed around '=' (write "
+				 "k\\x01=v\\xff)");
+	}
+	/* Without blanks, and an empty value before a key=value pair (an
+	 * error of its own, reported by the loader), nothing is said here. */
+	{
+		const char *err = NULL;
+		char *t = fault_specs_to_conf("host=a latency=100ms; name= "
+					      "reset=true", &err);
+		struct conf c;
+
+		cr_assert_not_null(t, "%s", err);
+		conf_init(&c);
+		cr_expect_eq(conf_load_mem(&c, t, strlen(t), "--fault"), -1);
+		cr_expect(c.nerrors >= 1 && strncmp(c.errors[0], "--fault:2: ",
+						    11) == 0,
+			  "%s", c.nerrors ? c.errors[0] : "(no error)");
+		conf_free(&c);
+		free(t);
+	}
+}
+
 Test(conf_errors, wrong_types)
 {
 	BAD("rules = ( { host = 5; } );",
