@@ -468,7 +468,7 @@ static void msg_token(char *out, size_t cap, const char *t, size_t n)
 }
 
 /* The message of fault_specs_to_conf about a spaced '='. */
-static char spaced_msg[224];
+static char spaced_msg[384];
 
 /* The first token (a run of non-blanks) at or after p, before e; NULL
  * when there is none. */
