@@ -400,6 +400,14 @@ int engine_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
 	struct dl_conn *c = fdtab_tracked(fd);
 
+	/* A pending connect polled here past its deadline: expired now,
+	 * reported below (expire.c, expire_overdue). */
+	if (c && level == SOL_SOCKET && name == SO_ERROR &&
+	    conn_deadline(c, 0) && !(conn_state(c) & CONN_EXPIRED)) {
+		int saved = errno;
+		expire_overdue(fd, c, clock_now());
+		errno = saved;
+	}
 	if (c && inject_on && level == SOL_SOCKET && name == SO_ERROR && val &&
 	    len && *len >= sizeof(int) && !(conn_state(c) & CONN_EXPIRED)) {
 		int err;

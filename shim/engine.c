@@ -139,6 +139,7 @@ static void atfork_child(void)
 	fork_epoch_bump();
 	holds_atfork_child();
 	expire_atfork_child();
+	reaper_atfork_child();
 	names_fork_release();
 	engine_unlock();
 }

@@ -10,6 +10,8 @@
  *   io.c       the read/write families: attempts, turns, injected faults
  *   wait.c     the shim's private waits (one ppoll per blocked call)
  *   expire.c   the deadline heap, expiry and teardown
+ *   reaper.c   in a threaded process, a thread that tears down at the
+ *              earliest deadline: waits already in progress end on time
  *   holds.c    the shim's own descriptors: files kept open for orphaned
  *              calls and deferred (slow) closes, high, CLOEXEC, spared
  *   dns.c      name learning, getaddrinfo's dns_timeout, dns faults
@@ -171,6 +173,9 @@ void expire_arm_idle(int fd, struct dl_conn *c, int64_t now);
 /* Expire fd now if its deadline passed; 1 if it is (now or already)
  * expired. */
 int expire_one(int fd, struct dl_conn *c, int64_t now);
+/* A call that would answer EAGAIN at now: expire fd if its deadline
+ * passed.  1 with errno the expiry errno if expired, else 0. */
+int expire_overdue(int fd, struct dl_conn *c, int64_t now);
 /* The program's call on an expired fd: 1 with errno set to fail it, 0 if
  * the number no longer holds the torn-down socket (pass it through). */
 int expire_fail(int fd, struct dl_conn *c);
@@ -183,6 +188,15 @@ int expire_adopt(int fd, struct dl_conn *c);
 void expire_describe_peer(int fd, struct expiry *x);
 /* expire_atfork_child - the child keeps no heap of its own (see there). */
 void expire_atfork_child(void);
+
+/* ---- reaper.c: deadlines on time for waits already in progress ------- */
+
+/* reaper_note - the earliest deadline went from before to after (ns, 0 =
+ * none), E.lk not held: in a threaded process, make sure something tears
+ * down at `after` whatever the other threads are waiting in. */
+void reaper_note(int64_t before, int64_t after);
+/* reaper_atfork_child - the child has no reaper thread. */
+void reaper_atfork_child(void);
 
 /* ---- holds.c: files kept open for the program ------------------------- */
 

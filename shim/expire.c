@@ -8,6 +8,12 @@
  * later call fails with the expiry errno, and logs one line.  The shim
  * never closes a program's fd.  Heap and teardown under E.lk; the log
  * line is written after the lock is released.
+ *
+ * Where expiry happens: in a wait (the shim's own, wait.c, or the
+ * program's poll/select/epoll, wrap_wait.c), and at any call that finds
+ * its connection's deadline passed when it would otherwise answer EAGAIN
+ * (expire_overdue: io.c, SO_ERROR in connect.c), so that a program that
+ * never waits where the shim can cut the wait is still cut off.
  */
 #include "engine_int.h"
 
@@ -15,6 +21,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -27,6 +34,31 @@
 /* The mark a torn-down socket carries: a TCP_NOTSENT_LOWAT no program
  * sets, harmless on a connection that sends nothing more. */
 #define EXPIRE_MARK 0x7dead1e5
+
+/* Expiry lines written after the lock is released and not yet out.  The
+ * teardown is visible at once (the program's waits wake up), the line a
+ * moment later: a thread that learns of an expiry another thread made
+ * gives that line the moment it needs (expire_log_settle), so the log
+ * says why before the program reacts, and an exit() does not lose it. */
+static int expire_logging;
+
+/* Wait (at most 20 ms, yielding) for the expiry lines in flight. */
+static void expire_log_settle(void)
+{
+	int64_t end;
+
+	if (!__atomic_load_n(&expire_logging, __ATOMIC_ACQUIRE))
+		return;
+	end = clock_now() + 20 * CLOCK_NS_PER_MS;
+	while (__atomic_load_n(&expire_logging, __ATOMIC_ACQUIRE) &&
+	       clock_now() < end)
+		sched_yield();
+}
+
+__attribute__((destructor)) static void expire_at_exit(void)
+{
+	expire_log_settle();
+}
 
 /* ------------------------------------------------------------------------
  * The deadline heap
@@ -43,16 +75,21 @@ void expire_heap_sync_locked(void)
 /* File c under its earliest deadline (or take it out when none). */
 void expire_refile(int fd, struct dl_conn *c)
 {
-	int64_t dl = conn_deadline(c, 0);
+	int64_t dl = conn_deadline(c, 0), before, after;
 
 	engine_lock();
+	before = E.next_key;
 	if (!dl)
 		dlheap_remove(&E.heap, c);
 	else if (dlheap_update(&E.heap, c, fd, dl) < 0)
 		dl_log_warn("out of memory for the deadline heap; fd %d is "
 			    "only bounded in blocking calls", fd);
 	expire_heap_sync_locked();
+	after = E.next_key;
 	engine_unlock();
+	/* A new earliest deadline: waits already in progress in other
+	 * threads must end by it too (reaper.c). */
+	reaper_note(before, after);
 }
 
 /* Re-file c only if its earliest deadline moved earlier than `before` (the
@@ -271,6 +308,8 @@ int64_t engine_expire_due(int64_t now)
 	while (more) {
 		more = 0;
 		engine_lock();
+		/* Counted before any teardown is visible (see above). */
+		__atomic_add_fetch(&expire_logging, 1, __ATOMIC_SEQ_CST);
 		for (;;) {
 			const struct dlheap_node *top = dlheap_top(&E.heap);
 			struct dl_conn *c;
@@ -316,6 +355,7 @@ int64_t engine_expire_due(int64_t now)
 		engine_unlock();
 		for (int i = 0; i < nx; i++)
 			log_expiry(&xs[i]);
+		__atomic_sub_fetch(&expire_logging, 1, __ATOMIC_RELEASE);
 		nx = 0;
 	}
 	return next;
@@ -329,11 +369,40 @@ int expire_one(int fd, struct dl_conn *c, int64_t now)
 	int done;
 
 	engine_lock();
+	__atomic_add_fetch(&expire_logging, 1, __ATOMIC_SEQ_CST);
 	done = expire_locked(fd, c, now, &x);
 	engine_unlock();
 	if (done)
 		log_expiry(&x);
+	__atomic_sub_fetch(&expire_logging, 1, __ATOMIC_RELEASE);
 	return (conn_state(c) & CONN_EXPIRED) != 0;
+}
+
+/* A call on fd that would answer EAGAIN (a read or write with nothing to
+ * move, an injected hold, SO_ERROR polled on a pending connect) checks
+ * fd's own deadline against now, the clock the call read anyway.  Past
+ * it, fd is expired here exactly as a wait would expire it: the same
+ * teardown, the same log line (elapsed_ms measured to now, so it shows how
+ * late the call came), and the call fails.  Only fd: the other overdue
+ * connections go at their own next call or in the next wait.  Returns 1
+ * with errno the expiry errno when fd is (now or already) expired, else 0
+ * with errno untouched; no lock, no system call unless the deadline has
+ * passed. */
+int expire_overdue(int fd, struct dl_conn *c, int64_t now)
+{
+	int64_t dl = conn_deadline(c, 0);
+	int saved = errno;
+
+	if (__builtin_expect(!dl || now < dl, 1))
+		return 0;
+	if (!expire_one(fd, c, now)) {
+		/* Met after all (a connect that completed unseen), or the
+		 * number holds another file now. */
+		errno = saved;
+		return 0;
+	}
+	errno = xerrno_of(c);
+	return 1;
 }
 
 /* The call the program made on an expired fd.  Verifies the number still
@@ -365,6 +434,7 @@ int expire_fail(int fd, struct dl_conn *c)
 		errno = saved;
 		return 0; /* stale: the caller passes the call through */
 	}
+	expire_log_settle();
 	errno = xerrno_of(c);
 	return 1;
 }

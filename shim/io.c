@@ -7,7 +7,10 @@
  * blocking write or MSG_WAITALL read moves everything, a partial transfer
  * is reported like the kernel's).  Every byte that moves updates the
  * connection's turns (first byte, idle, request).  Injected faults shape
- * each attempt (io_fault_step).
+ * each attempt (io_fault_step).  A non-blocking call that would answer
+ * EAGAIN past its connection's deadline expires it instead (io_overdue):
+ * bytes that can move still move, but no call past the deadline waits
+ * or answers EAGAIN.
  */
 #include "engine_int.h"
 
@@ -203,6 +206,32 @@ static void note_moved(int fd, struct dl_conn *c, int wrote, ssize_t n)
 		expire_refile_if_earlier(fd, c, before);
 }
 
+/* A non-blocking call found nothing to move and would answer EAGAIN at
+ * now (the clock it reads anyway to start idle).  A connection past its
+ * deadline never answers EAGAIN: this is where a program that never waits
+ * where the shim can cut the wait - a busy loop of read -> EAGAIN ->
+ * usleep, a select the shim cannot slice - meets its deadline, at its
+ * first such call after it (expire.c: the same teardown and log line as
+ * in a wait).  Returns 1 with *rp = -1 and errno the expiry errno, else
+ * 0 with errno untouched.  Below the deadline: one compare, no system
+ * call. */
+static int io_overdue(int fd, struct dl_conn *c, int64_t now, ssize_t *rp)
+{
+	if (!expire_overdue(fd, c, now))
+		return 0;
+	*rp = -1;
+	return 1;
+}
+
+/* Has c's earliest deadline passed?  One clock read, for a call that is
+ * about to wait (and read the clock) anyway. */
+static int io_deadline_passed(const struct dl_conn *c)
+{
+	int64_t dl = conn_deadline(c, 0);
+
+	return dl && clock_now() >= dl;
+}
+
 /* Ask the injector about the next attempt of a faulted call.  Returns 1
  * to go on (with *cap, *swallow, *sliced set), 0 when the loop should ask
  * again (after a wait), -1 when the call ends with *rp (errno set). */
@@ -215,8 +244,9 @@ static int io_fault_step(int *fdp, struct dl_conn *c, struct dl_io *io,
 				: CONN_LOAD(c->rcvtimeo_ms);
 	struct inj_plan p;
 	enum wait_result w;
+	int64_t now = clock_now();
 
-	switch (inject_io(fd, wrote, blocking, clock_now(), &p)) {
+	switch (inject_io(fd, wrote, blocking, now, &p)) {
 	case INJ_GO:
 		*cap = (io->flags & MSG_PEEK) ? p.peek_cap : p.cap;
 		*swallow = p.swallow;
@@ -228,6 +258,11 @@ static int io_fault_step(int *fdp, struct dl_conn *c, struct dl_io *io,
 			*rp = (ssize_t)done;
 			return -1;
 		}
+		/* A spurious EAGAIN is still an EAGAIN: never past the
+		 * deadline. */
+		if ((p.err == EAGAIN || p.err == EWOULDBLOCK) &&
+		    io_overdue(fd, c, now, rp))
+			return -1;
 		errno = p.err;
 		*rp = -1;
 		return -1;
@@ -239,8 +274,11 @@ static int io_fault_step(int *fdp, struct dl_conn *c, struct dl_io *io,
 	}
 	if (!blocking) {
 		/* An event loop: its poll/epoll will not see the fd ready
-		 * before the fault allows. */
-		expire_arm_idle(fd, c, clock_now());
+		 * before the fault allows.  Past the deadline the held call
+		 * fails instead (see io_overdue). */
+		if (!done && io_overdue(fd, c, now, rp))
+			return -1;
+		expire_arm_idle(fd, c, now);
 		if (done) {
 			*rp = (ssize_t)done;
 			return -1;
@@ -422,12 +460,15 @@ ssize_t engine_io(int fd, struct dl_io *io)
 			   !track_app_nonblocking(fd, c, 0);
 
 	/* A blocking program reading right after it wrote is waiting for an
-	 * answer that is rarely there yet: wait first, skip a doomed try. */
+	 * answer that is rarely there yet: wait first, skip a doomed try.
+	 * Not past the deadline, where the wait would expire at once: what
+	 * is queued goes first, as for every call (docs/semantics.md). */
 	if (!faulted && !wrote && !shared &&
 	    !(io->flags & (MSG_DONTWAIT | MSG_PEEK)) &&
 	    (conn_state(c) & (CONN_TURN_WROTE | CONN_NBKNOWN | CONN_NONBLOCK |
 			      CONN_SHARED | CONN_EXPIRED)) ==
-		    (CONN_TURN_WROTE | CONN_NBKNOWN))
+		    (CONN_TURN_WROTE | CONN_NBKNOWN) &&
+	    !io_deadline_passed(c))
 		goto wait;
 	for (;;) {
 		size_t cap = (size_t)-1;
@@ -505,8 +546,15 @@ ssize_t engine_io(int fd, struct dl_io *io)
 			goto out;
 		}
 		if ((io->flags & MSG_DONTWAIT) || track_app_nonblocking(fd, c, 0)) {
+			int64_t now = clock_now();
+
+			/* Past the deadline: expired here, never EAGAIN.  A
+			 * part already moved is reported first, as the
+			 * kernel would; the next call fails. */
+			if (!done && io_overdue(fd, c, now, &r))
+				goto out;
 			/* An event loop will wait for this fd: idle runs. */
-			expire_arm_idle(fd, c, clock_now());
+			expire_arm_idle(fd, c, now);
 			if (done)
 				break;
 			errno = EAGAIN;

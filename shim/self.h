@@ -52,6 +52,8 @@ struct dl_self {
 		siginfo_t si;
 	} pend[SELF_PENDING_MAX];
 	struct self_wait w; /* the call in progress (saved by the trampoline) */
+	int in_handler; /* signal handlers of the program's running (nested);
+			 * one left by siglongjmp stays counted */
 };
 
 extern __thread struct dl_self dl_self __attribute__((tls_model("initial-exec")));

@@ -84,7 +84,9 @@ static void trampoline(int sig, siginfo_t *si, void *ctx)
 	dl_self.w.hold_fd = -1;
 	dl_self.w.fault_wake = 0;
 	errno = saved;
+	dl_self.in_handler++;
 	call_app(&h, sig, si, ctx);
+	dl_self.in_handler--;
 	saved = errno;
 	/* The handler returned: the interrupted call carries on as it was
 	 * (if its fd was closed meanwhile, its wait sees the new

@@ -420,6 +420,20 @@ static int select_sliced(int nfds, fd_set *r, fd_set *w, fd_set *e,
 	return res;
 }
 
+/* A select the shim cannot slice (nfds > FD_SETSIZE below) still never
+ * starts with a deadline overdue: what is due is torn down first, so the
+ * program's wait sees it ready at once.  A deadline that falls due during
+ * such a wait is met at the program's next call on the socket (io.c).
+ * Lock-free and without system calls while nothing is due. */
+static void expire_before_uncut(int nfds)
+{
+	int saved = errno;
+
+	if (nfds > FD_SETSIZE && engine_armed())
+		engine_expire_due(clock_now());
+	errno = saved;
+}
+
 /* Sets wider than fd_set (nfds > FD_SETSIZE) cannot be saved: those waits
  * run unsliced, as do invalid timeouts (the kernel reports them). */
 static int select_plain(int nfds, const struct timeval *tv)
@@ -440,8 +454,10 @@ static int do_select(int nfds, fd_set *r, fd_set *w, fd_set *e,
 		return REAL(select)(nfds, r, w, e, tv);
 	if (!tv || tv->tv_sec || tv->tv_usec)
 		note_select_wait(nfds, r, w);
-	if (select_plain(nfds, tv))
+	if (select_plain(nfds, tv)) {
+		expire_before_uncut(nfds);
 		return REAL(select)(nfds, r, w, e, tv);
+	}
 	res = (inject_active() ? select_faulted : select_sliced)(
 		nfds, r, w, e,
 		tv ? (int64_t)tv->tv_sec * NS + tv->tv_usec * 1000ll : -1, 0,
@@ -470,8 +486,10 @@ static int do_pselect(int nfds, fd_set *r, fd_set *w, fd_set *e,
 		note_select_wait(nfds, r, w);
 	if ((!engine_armed() && !inject_active()) || nfds < 0 ||
 	    nfds > FD_SETSIZE ||
-	    (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= NS)))
+	    (ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= NS))) {
+		expire_before_uncut(nfds);
 		return REAL(pselect)(nfds, r, w, e, ts, mask);
+	}
 	return (inject_active() ? select_faulted : select_sliced)(
 		nfds, r, w, e, ts ? ts_ns(ts) : -1, mask, 0);
 }
