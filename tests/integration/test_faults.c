@@ -196,8 +196,10 @@ static long long line_ll(const char *line, const char *key)
 }
 
 /* The event loop was never put to sleep: some socket call or a wait
- * taking fault_ms would have shown.  Over run_ms the timer must have
- * ticked at least a third of the times it could. */
+ * taking fault_ms would have shown (faultcli reports both net of its
+ * run-queue wait, so a loaded machine that did not run it is not taken
+ * for the shim).  Over run_ms the timer must have ticked at least a third
+ * of the times it could. */
 static void loop_free(const struct dl_result *r, const char *loop,
 		      long fault_ms, long run_ms)
 {
