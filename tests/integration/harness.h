@@ -306,6 +306,37 @@ static DL_UNUSED int dl_slurp(int fd, struct dl_buf *b)
 	return 1;
 }
 
+/* The whole of a file ("" when it is missing or unreadable); free() it. */
+static DL_UNUSED char *dl_read_file(const char *path)
+{
+	struct dl_buf b = { 0 };
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		while (dl_slurp(fd, &b))
+			;
+		close(fd);
+	}
+	return b.p ? b.p : strdup("");
+}
+
+/* How many lines of text contain needle. */
+static DL_UNUSED int dl_count_lines(const char *text, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = text; p && *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t l = nl ? (size_t)(nl - p) : strlen(p);
+		const char *hit = strstr(p, needle);
+
+		if (hit && hit + strlen(needle) <= p + l)
+			n++;
+		p = nl ? nl + 1 : NULL;
+	}
+	return n;
+}
+
 /* dl_run_opts - run argv to completion with a hard timeout, capturing
  * stdout and stderr.  preload: LD_PRELOAD the shim.  extra: "K=V" entries
  * added to the environment (DEADLINE_* and LD_PRELOAD are never inherited

@@ -101,19 +101,6 @@ static void ev_bg_start(struct ev_bg *b, const char *tag,
 	ev_bgs[ev_nbg++] = b;
 }
 
-static char *ev_read_file(const char *path)
-{
-	struct dl_buf b = { 0 };
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		while (dl_slurp(fd, &b))
-			;
-		close(fd);
-	}
-	return b.p ? b.p : strdup("");
-}
-
 /* Wait for b until timeout_ms after its start; kill it then. */
 static void ev_bg_finish(struct ev_bg *b, struct dl_result *r,
 			 long timeout_ms)
@@ -144,8 +131,8 @@ static void ev_bg_finish(struct ev_bg *b, struct dl_result *r,
 	r->code = r->exited ? WEXITSTATUS(st) : -1;
 	r->signaled = WIFSIGNALED(st);
 	r->sig = r->signaled ? WTERMSIG(st) : 0;
-	r->out = ev_read_file(b->out);
-	r->err = ev_read_file(b->err);
+	r->out = dl_read_file(b->out);
+	r->err = dl_read_file(b->err);
 }
 
 /* Like dl_run, also giving the absolute start time (ns, CLOCK_MONOTONIC),
@@ -739,7 +726,7 @@ static int start_redis(void)
 				     dl_tmpdir()),
 				dl_tmpdir(), log);
 		for (int i = 0; i < 100; i++) {
-			char *text = ev_read_file(path);
+			char *text = dl_read_file(path);
 			int ready = strstr(text, "Ready to accept") != NULL;
 
 			free(text);

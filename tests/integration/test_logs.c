@@ -29,24 +29,6 @@ static char *lg_str(const char *fmt, ...)
 	return s;
 }
 
-/* Number of lines of text that contain needle. */
-static int lg_count(const char *text, const char *needle)
-{
-	int n = 0;
-
-	for (const char *p = text; p && *p;) {
-		const char *nl = strchr(p, '\n');
-		size_t l = nl ? (size_t)(nl - p) : strlen(p);
-		char *line = strndup(p, l);
-
-		cr_assert(line, "out of memory");
-		n += strstr(line, needle) != NULL;
-		free(line);
-		p = nl ? nl + 1 : NULL;
-	}
-	return n;
-}
-
 static char *lg_slurp(const char *path)
 {
 	struct dl_buf b = { 0 };
@@ -311,7 +293,7 @@ Test(logs, config_errors_reach_stderr_with_log_file)
 	text = lg_slurp(log);
 	dl_assert_run(&r, !strcmp(r.err, text) &&
 			  strstr(r.err, err_line) && strstr(r.err, unused_line) &&
-			  lg_count(r.err, "libdeadline:") == 2,
+			  dl_count_lines(r.err, "libdeadline:") == 2,
 		      "stderr and the log file should each hold the error and "
 		      "the outcome, once:\nlog file:\n%s", text);
 	free(text);
@@ -326,10 +308,10 @@ Test(logs, config_errors_reach_stderr_with_log_file)
 	dl_assert_ok(&r, "/bin/true");
 	text = lg_slurp(log);
 	dl_assert_run(&r, !strcmp(r.err, text) &&
-			  lg_count(r.err, "{\"time\":") == 2 &&
-			  lg_count(r.err, "\"event\":\"config_error\"") == 1 &&
-			  lg_count(r.err, "\"event\":\"config_ignored\"") == 1 &&
-			  lg_count(r.err, "\"line\":2,") == 1,
+			  dl_count_lines(r.err, "{\"time\":") == 2 &&
+			  dl_count_lines(r.err, "\"event\":\"config_error\"") == 1 &&
+			  dl_count_lines(r.err, "\"event\":\"config_ignored\"") == 1 &&
+			  dl_count_lines(r.err, "\"line\":2,") == 1,
 		      "stderr and the log file should hold the same two JSON "
 		      "lines:\nlog file:\n%s", text);
 	free(text);
@@ -340,7 +322,7 @@ Test(logs, config_errors_reach_stderr_with_log_file)
 	       DL_V(lg_str("DEADLINE_CONFIG=%s", conf),
 		    "DEADLINE_LOG=/dev/stderr"), 1, 5000);
 	dl_assert_ok(&r, "/bin/true");
-	dl_assert_run(&r, lg_count(r.err, "libdeadline:") == 2,
+	dl_assert_run(&r, dl_count_lines(r.err, "libdeadline:") == 2,
 		      "DEADLINE_LOG=/dev/stderr: each line once");
 	dl_result_free(&r);
 
@@ -359,7 +341,7 @@ Test(logs, config_errors_reach_stderr_with_log_file)
 		    lg_str("DEADLINE_LOG=%s", log)), 1, 5000);
 	dl_assert_ok(&r, "/bin/true");
 	text = lg_slurp(log);
-	dl_assert_run(&r, lg_count(r.err, "libdeadline: warning: "
+	dl_assert_run(&r, dl_count_lines(r.err, "libdeadline: warning: "
 				   "DEADLINE_CONNECT_TIMEOUT=\"5x\"") == 1 &&
 			  !strcmp(r.err, text),
 		      "a bad DEADLINE_CONNECT_TIMEOUT on stderr and in the "
@@ -389,9 +371,9 @@ Test(logs, good_config_and_events_stay_in_log_file)
 		  "rw", LO, s->port_s, "--send", "hi", "--recv", "10",
 		  "--expect", "ETIMEDOUT", NULL);
 	text = lg_slurp(log);
-	dl_assert_run(&r, !*r.err && lg_count(text, " event=start ") == 1 &&
-			  lg_count(text, " event=faults ") == 1 &&
-			  lg_count(text, " event=deadline ") == 1,
+	dl_assert_run(&r, !*r.err && dl_count_lines(text, " event=start ") == 1 &&
+			  dl_count_lines(text, " event=faults ") == 1 &&
+			  dl_count_lines(text, " event=deadline ") == 1,
 		      "events in the log file only:\n%s", text);
 	free(text);
 	dl_result_free(&r);
@@ -424,12 +406,12 @@ Test(logs, faults_line_only_when_a_connection_is_tracked)
 		  "rw", LO, s->port_s, "--send", "hi", "--recv", "10",
 		  "--expect", "ETIMEDOUT", NULL);
 	line = dl_line(r.err, "libdeadline: ");
-	dl_assert_run(&r, lg_count(r.err, " event=faults ") == 1 && line &&
+	dl_assert_run(&r, dl_count_lines(r.err, " event=faults ") == 1 && line &&
 			  dl_has_tok(line, "event=faults") &&
 			  dl_has_tok(line, "seed=77") &&
 			  dl_has_tok(line, "seed_from=env") &&
 			  dl_has_tok(line, "dry_run=false") &&
-			  lg_count(r.err, " event=deadline ") == 1,
+			  dl_count_lines(r.err, " event=deadline ") == 1,
 		      "one faults line, first");
 	dl_result_free(&r);
 }
@@ -446,8 +428,8 @@ Test(logs, faults_line_once_per_process_with_threads)
 		  DL_V("DEADLINE_FAULTS=cidr=127.0.0.1/32 latency=1ms p=0"),
 		  "threads", LO, s->port_s, "--n", "16", "--limit", "0", NULL);
 	dl_assert_ok(&r, "dlclient threads");
-	dl_assert_run(&r, lg_count(r.err, " event=faults ") == 1 &&
-			  lg_count(r.err, " seed_from=random ") == 1,
+	dl_assert_run(&r, dl_count_lines(r.err, " event=faults ") == 1 &&
+			  dl_count_lines(r.err, " seed_from=random ") == 1,
 		      "16 threads, 16 connections: one faults line");
 	dl_result_free(&r);
 }
@@ -470,7 +452,7 @@ Test(logs, faults_line_once_per_forked_process)
 	for (const char *p = r.err; (p = dl_line(p, "libdeadline: ")); p++)
 		if (dl_has_tok(p, "event=faults") && n < 2)
 			pid[n++] = dl_field(p, " pid=");
-	dl_assert_run(&r, lg_count(r.err, " event=faults ") == 2 &&
+	dl_assert_run(&r, dl_count_lines(r.err, " event=faults ") == 2 &&
 			  pid[0] > 0 && pid[1] > 0 && pid[0] != pid[1],
 		      "one faults line from the parent and one from the "
 		      "child");
@@ -490,7 +472,7 @@ Test(logs, debug_start_line)
 	dl_run(&r, DL_V("/bin/true"), DL_V("DEADLINE_DEBUG=1"), 1, 5000);
 	dl_assert_ok(&r, "/bin/true");
 	line = dl_line(r.err, "libdeadline: time=");
-	dl_assert_run(&r, lg_count(r.err, "libdeadline:") == 1 && line &&
+	dl_assert_run(&r, dl_count_lines(r.err, "libdeadline:") == 1 && line &&
 			  dl_has_tok(line, "event=start") &&
 			  dl_field(line, " pid=") > 0 &&
 			  strstr(line, "/true ") && dl_has_tok(line, "config=none") &&

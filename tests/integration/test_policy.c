@@ -131,23 +131,6 @@ static char *pol_slurp(const char *path)
 	return buf;
 }
 
-/* Number of lines of text containing needle. */
-static int pol_count(const char *text, const char *needle)
-{
-	int n = 0;
-
-	for (const char *p = text; p && *p;) {
-		const char *nl = strchr(p, '\n');
-		size_t l = nl ? (size_t)(nl - p) : strlen(p);
-		const char *hit = strstr(p, needle);
-
-		if (hit && hit + strlen(needle) <= p + l)
-			n++;
-		p = nl ? nl + 1 : NULL;
-	}
-	return n;
-}
-
 /* First line of text containing every one of the NULL-terminated needles
  * (pointer to its start), or NULL. */
 static const char *pol_find(const char *text, ...)
@@ -254,7 +237,7 @@ static const char *pol_deadline_line(const struct dl_result *r,
 	dl_fmt(want_rule, sizeof(want_rule), " rule=%s ", rule);
 	dl_fmt(want_phase, sizeof(want_phase), " phase=%s ", phase);
 	dl_fmt(want_limit, sizeof(want_limit), " limit_ms=%ld ", limit);
-	dl_assert_run(r, pol_count(text, "event=deadline") == 1,
+	dl_assert_run(r, dl_count_lines(text, "event=deadline") == 1,
 		      "expected exactly one event=deadline line in:\n%s", text);
 	line = pol_find(text, "event=deadline", NULL);
 	dl_assert_run(r, pol_find(line, want_rule, want_phase, want_limit,
@@ -486,7 +469,7 @@ static void check_bad_conf_report(const struct dl_result *r,
 	dl_assert_run(r, pol_has_line(r->err, unused),
 		      "%s: expected the line '%s'", b->name, unused);
 	free(unused);
-	dl_assert_run(r, pol_count(r->err, "libdeadline:") == nerr + 1,
+	dl_assert_run(r, dl_count_lines(r->err, "libdeadline:") == nerr + 1,
 		      "%s: expected exactly %d libdeadline lines (one per "
 		      "problem, then 'not used')", b->name, nerr + 1);
 }
@@ -656,7 +639,7 @@ Test(policy, retry_until_late_server_accepts)
 	int n = check_retry_lines(&r, r.err, "ECONNREFUSED", "late");
 	dl_assert_run(&r, n >= 2, "expected several event=retry lines while "
 			  "the port refused (got %d)", n);
-	dl_assert_run(&r, pol_count(r.err, "event=deadline") == 0,
+	dl_assert_run(&r, dl_count_lines(r.err, "event=deadline") == 0,
 		      "no deadline should fire");
 	out = dl_server_output(late, 200);
 	cr_assert(strstr(out, "ACCEPT 1 ") && strstr(out, "lines=1 "),
@@ -734,7 +717,7 @@ Test(policy, retry_stops_at_request_deadline_connect_timeouts)
 	dl_assert_run(&r, n >= 1 && n <= 3,
 		      "expected 2 retries (each after a 250 ms connect "
 		      "deadline), got %d", n);
-	dl_assert_run(&r, pol_count(r.err, "phase=connect ") == n,
+	dl_assert_run(&r, dl_count_lines(r.err, "phase=connect ") == n,
 		      "each retry should follow one connect deadline");
 	/* Normally the request deadline itself cuts the third attempt. */
 	const char *req = pol_find(r.err, "event=deadline", " phase=request ",
@@ -971,7 +954,7 @@ static void inbound_slowloris(int fork_mode)
 		  dl_field(line, "after_ms=") <= 1000 + pol_slack(),
 		  "the daemon saw ETIMEDOUT outside [980,%ld] after accept: "
 		  "%.200s", 1000 + pol_slack(), line);
-	cr_assert(pol_count(out, "event=deadline") == 1 &&
+	cr_assert(dl_count_lines(out, "event=deadline") == 1 &&
 		  pol_find(out, "event=deadline", " rule=clients ",
 			   " phase=request ", " limit_ms=1000 ", NULL),
 		  "expected one deadline line for rule clients, phase "
@@ -1159,7 +1142,7 @@ Test(policy, deadline_check_bad_fixtures)
 		cr_assert(nexp > 0, "%s: no '# expect:' line", base);
 		char *prefix = pol_str("%s:", path);
 		char *errs = dl_lines(r.err, prefix);
-		dl_assert_run(&r, pol_count(errs, "") == nexp,
+		dl_assert_run(&r, dl_count_lines(errs, "") == nexp,
 			      "%s: expected exactly %d error line(s)", base,
 			      nexp);
 		free(errs);
@@ -1298,7 +1281,7 @@ Test(policy, log_to_file_and_off)
 	dl_assert_run(&r, !strncmp(text, "libdeadline: time=", 18),
 		      "the log file should hold the event line:\n%s", text);
 	pol_deadline_line(&r, text, "env", "request", 300);
-	dl_assert_run(&r, pol_count(text, "") == 1,
+	dl_assert_run(&r, dl_count_lines(text, "") == 1,
 		      "the log file should hold exactly one line:\n%s", text);
 	free(text);
 	dl_result_free(&r);

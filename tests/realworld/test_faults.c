@@ -75,20 +75,6 @@ static void need_curl(void)
 			     "runtime preloaded, shim or not");
 }
 
-/* The whole of a file ("" when missing); free() it. */
-static char *f_slurp(const char *path)
-{
-	struct dl_buf b = { 0 };
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		while (dl_slurp(fd, &b))
-			;
-		close(fd);
-	}
-	return b.p ? b.p : strdup("");
-}
-
 /* "DEADLINE_LOG=<temp dir>/name", and the file's path in *path (both in
  * rotating buffers of their own). */
 static const char *f_log_env(const char *name, const char **path)
@@ -331,7 +317,7 @@ static int f_echod(const char *addr, const char *name)
 	close(fd);
 	rw_adopt(pid);
 	for (int i = 0; i < 250; i++) {
-		char *text = f_slurp(path);
+		char *text = dl_read_file(path);
 		const char *l = dl_line(text, "PORT ");
 		int port = l ? atoi(l + 5) : 0;
 
@@ -404,7 +390,7 @@ Test(faults, curl_first_byte_latency_300ms)
 	dl_assert_run(&d, d.ms >= 300 && d.ms <= 300 + n.ms + 1000,
 		      "curl took %ld ms (native %ld ms): want >= 300 ms", d.ms,
 		      n.ms);
-	text = f_slurp(log_d);
+	text = dl_read_file(log_d);
 	assert_latency_logged(text, "deadline --fault");
 	free(text);
 
@@ -418,7 +404,7 @@ Test(faults, curl_first_byte_latency_300ms)
 	dl_assert_run(&e, e.ms >= 300 && e.ms <= 300 + n.ms + 1000,
 		      "curl took %ld ms (native %ld ms): want >= 300 ms", e.ms,
 		      n.ms);
-	text = f_slurp(log_e);
+	text = dl_read_file(log_e);
 	assert_latency_logged(text, "DEADLINE_FAULTS");
 	free(text);
 	rw_note("curl, 300 ms first-byte latency: native %ld ms, deadline "
@@ -458,7 +444,7 @@ static void curl_blackholed(const char *fault, const char *deadline,
 	env = f_log_env("shim.log", &log);
 	dl_run(&r, CURL("-o", "/dev/null", f_url(s, "small.txt")),
 	       DL_V(spec, deadline, env), 1, 10000);
-	text = f_slurp(log);
+	text = dl_read_file(log);
 	rw_note("curl, %s, %s: exit %d after %ld ms", fault, deadline, r.code,
 		r.ms);
 	dl_assert_run(&r, ok(&r), "curl should fail with its own error "
@@ -596,7 +582,7 @@ Test(faults, python_fetches_10mb_through_7_byte_slices)
 		py_fetch(&r, modes[i], s, 1,
 			 DL_V("DEADLINE_FAULTS=host=127.0.0.1 direction=outbound "
 			      "slice=7", env, "LC_ALL=C"));
-		text = f_slurp(log);
+		text = dl_read_file(log);
 		rw_note("python3 %s, 10 MiB with slice=7: %s (native: %ld ms "
 			"in-script)", modes[i], rw_line_with(r.out, "FETCH "),
 			f_num(n.out, "FETCH ", "ms"));
@@ -676,7 +662,7 @@ static void haproxy_through(const char *hap, const struct dl_server *s,
 	waitpid(pid, NULL, 0);
 	out = rw_must(DL_V("sha256sum", rw_tmp("via-haproxy.bin")), NULL,
 		      30000);
-	text = f_slurp(log);
+	text = dl_read_file(log);
 	rw_note("haproxy, backend %s: curl %.*s", spec,
 		(int)strcspn(r.out, "\n"), r.out);
 	dl_assert_run(&r, r.exited && r.code == 0 && !strncmp(r.out, "200 ", 4),
@@ -744,7 +730,7 @@ static void repro(struct repro *x, int port, const char *name,
 		env[k++] = *extra;
 	env[k] = NULL;
 	repro_run(&r, port, env);
-	x->log = f_slurp(log);
+	x->log = dl_read_file(log);
 	x->set = f_fault_set(x->log, &x->n);
 	x->max_conn = 0;
 	for (size_t i = 0; i < x->n; i++) {
@@ -881,7 +867,7 @@ static void isolation(const char *b_addr, int by_port)
 	dl_run(&r, PAIR, DL_V(specs, env), 1, 30000);
 #undef PAIR
 	dl_assert_ok(&r, "faultclient pair under the shim");
-	text = f_slurp(log);
+	text = dl_read_file(log);
 	rw_note("untouched host, native: %s", rw_line_with(n.out, "A "));
 	rw_note("untouched host, shim:   %s", rw_line_with(r.out, "A "));
 	rw_note("faulted host, shim:     %s", rw_line_with(r.out, "B "));
@@ -979,7 +965,7 @@ Test(faults, deadline_fault_repeatable_with_seed)
 		   cli_spec(port, "slice=3"), "--log", log, "--",
 		   dl_helper("faultclient"), "pair", "--a", "127.0.0.1",
 		   "--aport", port_s, "--rounds", "2", "--asize", "64", NULL);
-	text = f_slurp(log);
+	text = dl_read_file(log);
 	rw_note("deadline --fault latency --fault slice: %s (%ld ms)",
 		rw_line_with(r.out, "A "), r.ms);
 	dl_assert_ok(&r, "deadline --fault A --fault B -- faultclient");
@@ -1019,7 +1005,7 @@ Test(faults, deadline_fault_dry_run_injects_nothing)
 		   cli_spec(port, "slice=3"), "--log", log, "--",
 		   dl_helper("faultclient"), "pair", "--a", "127.0.0.1",
 		   "--aport", port_s, "--rounds", "2", "--asize", "64", NULL);
-	text = f_slurp(log);
+	text = dl_read_file(log);
 	rw_note("deadline --dry-run: %s (%ld ms); %d fault lines",
 		rw_line_with(r.out, "A "), r.ms,
 		f_count(text, "event=fault "));

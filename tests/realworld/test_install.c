@@ -171,19 +171,6 @@ static int exists(const char *path)
 	return lstat(path, &st) == 0;
 }
 
-/* The whole of a file ("" when missing); free() it. */
-static char *slurp(const char *path)
-{
-	struct dl_buf b = { 0 };
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		while (dl_slurp(fd, &b))
-			;
-		close(fd);
-	}
-	return b.p ? b.p : strdup("");
-}
 
 /* The command failed at the deadline: not killed by our hard timeout,
  * a non-zero exit, one deadline event, and soon after the limit. */
@@ -230,7 +217,7 @@ Test(install, prefix_install_deadline_and_printed_line_stop_curl)
 		  exists(rw_tmp("prefix/share/doc/libdeadline/config.md")),
 		  "docs missing under share/doc/libdeadline");
 	/* The installed man page names the installed docs. */
-	man = slurp(rw_tmp("prefix/share/man/man1/deadline.1"));
+	man = dl_read_file(rw_tmp("prefix/share/man/man1/deadline.1"));
 	dl_fmt(want, sizeof(want), "%s/share/doc/libdeadline/config.md",
 	       prefix);
 	cr_assert(strstr(man, want) && !strstr(man, "docs/config.md"),
@@ -316,7 +303,7 @@ Test(install, staged_install_finds_its_library_and_looks_in_libdir)
 	dl_fmt(line, sizeof(line), "%s/libdeadline.so", libdir);
 	dl_assert_run(&r, strcmp(printed_preload(r.out), line) == 0,
 		      "a staged install should print the final path %s", line);
-	man = slurp(rw_tmp("stage/usr/share/man/man7/libdeadline.7"));
+	man = dl_read_file(rw_tmp("stage/usr/share/man/man7/libdeadline.7"));
 	cr_assert(strstr(man, "/usr/share/doc/libdeadline/faults.md"),
 		  "libdeadline.7 should name /usr/share/doc/libdeadline");
 	free(man);
@@ -576,7 +563,7 @@ Test(install, flags_reach_the_environment)
 	dl_assert_run(&r, !r.timed_out && r.code != 0 &&
 			  strstr(r.err, "\"event\":\"deadline\""),
 		      "--log-format=json should give a JSON deadline line");
-	st = slurp(rw_tmp("s.json"));
+	st = dl_read_file(rw_tmp("s.json"));
 	cr_assert(strstr(st, "{\"pid\":") &&
 		  strstr(st, "\"request\":1"),
 		  "--stats should give a statistics line with one request "
