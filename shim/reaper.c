@@ -80,7 +80,9 @@ static void reaper_start(void)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	if (pthread_attr_init(&at) == 0) {
 		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-		pthread_attr_setstacksize(&at, 64 * 1024);
+		/* Room for a batch of expiries and their log lines, with
+		 * sanitizer redzones. */
+		pthread_attr_setstacksize(&at, 256 * 1024);
 		if (pthread_create(&t, &at, reaper_main, NULL) == 0)
 			pthread_setname_np(t, "dl-reaper");
 		else
