@@ -93,6 +93,22 @@ static DL_UNUSED void dl_fmt(char *buf, size_t cap, const char *fmt, ...)
 	cr_assert(n >= 0 && (size_t)n < cap, "string too long: %s", buf);
 }
 
+/* A heap string built like printf; it lives until the test's worker
+ * process exits (Criterion runs each test in a process of its own). */
+__attribute__((format(printf, 1, 2)))
+static DL_UNUSED char *dl_str(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	cr_assert(n >= 0 && s, "out of memory");
+	return s;
+}
+
 static DL_UNUSED uint64_t dl_now_ns(void)
 {
 	struct timespec ts;

@@ -13,32 +13,12 @@ TestSuite(logs, .init = dl_setup, .fini = dl_teardown, .timeout = 30);
 
 #define LO "127.0.0.1"
 
-/* printf into a fresh heap string (freed at the end of the test process;
- * Criterion runs each test in a process of its own). */
-__attribute__((format(printf, 1, 2)))
-static char *lg_str(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	cr_assert(n >= 0, "out of memory");
-	return s;
-}
-
+/* The whole of a file that must exist. */
 static char *lg_slurp(const char *path)
 {
-	struct dl_buf b = { 0 };
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
-	while (dl_slurp(fd, &b))
-		;
-	close(fd);
-	return b.p ? b.p : strdup("");
+	cr_assert(access(path, R_OK) == 0, "open %s: %s", path,
+		  strerror(errno));
+	return dl_read_file(path);
 }
 
 /* Runs python3 -c script path (never under the shim). */
@@ -149,7 +129,7 @@ static void check_json(struct dl_result *j, const char *name,
 static int seen(const struct dl_result *j, const char *kind)
 {
 	const char *line = dl_line(j->out, "SEEN ");
-	char *tok = lg_str(" %s=", kind);
+	char *tok = dl_str(" %s=", kind);
 	const char *k = line ? strstr(line, tok) : NULL;
 	const char *end = line ? strchr(line, '\n') : NULL;
 	int n = k && (!end || k < end) ? atoi(k + strlen(tok)) : 0;
@@ -168,13 +148,13 @@ Test(logs, json_every_line_parses_and_is_typed)
 	s = dl_stallsrv("silent", NULL);
 	/* A file that works: a request deadline that fires, and a fault
 	 * (connect latency) that is injected before it. */
-	conf = lg_str("%s", dl_write_file("logs.conf",
+	conf = dl_str("%s", dl_write_file("logs.conf",
 		"rules = ( { name = \"logs\"; cidr = \"127.0.0.1/32\";\n"
 		"            request_timeout = \"300ms\";\n"
 		"            faults = { latency = \"20ms\"; on = \"connect\"; };"
 		" } );\n"));
 	dl_client(&r, 1, 8000,
-		  DL_V(lg_str("DEADLINE_CONFIG=%s", conf),
+		  DL_V(dl_str("DEADLINE_CONFIG=%s", conf),
 		       "DEADLINE_LOG_FORMAT=json", "DEADLINE_DEBUG=1",
 		       /* configuration errors: a spec with blanks around
 			* '=' (reported, then ignored: the file's faults
@@ -250,10 +230,10 @@ Test(logs, json_overlong_line_is_cut_not_broken)
 		dl_fmt(dir + n, sizeof(dir) - n, "/%s\"\\%d", seg, i);
 		cr_assert(mkdir(dir, 0700) == 0, "mkdir: %s", strerror(errno));
 	}
-	path = lg_str("%s/bad.conf", dir);
+	path = dl_str("%s/bad.conf", dir);
 	dl_write_file(path, "defaults = { request_timeout = 1s; };\n");
 	dl_run(&r, DL_V("/bin/true"),
-	       DL_V(lg_str("DEADLINE_CONFIG=%s", path),
+	       DL_V(dl_str("DEADLINE_CONFIG=%s", path),
 		    "DEADLINE_LOG_FORMAT=json"), 1, 5000);
 	dl_assert_ok(&r, "/bin/true under a bad file");
 	check_json(&j, "long.json", r.err);
@@ -277,18 +257,18 @@ Test(logs, config_errors_reach_stderr_with_log_file)
 	char *err_line, *unused_line, *text;
 
 	dl_require_shim();
-	conf = lg_str("%s", dl_write_file("unquoted.conf",
+	conf = dl_str("%s", dl_write_file("unquoted.conf",
 		"defaults = {\n    connect_timeout = 2s;\n};\n"));
-	log = lg_str("%s/shim.log", dl_tmpdir());
-	err_line = lg_str("libdeadline: %s:2: syntax error (durations are "
+	log = dl_str("%s/shim.log", dl_tmpdir());
+	err_line = dl_str("libdeadline: %s:2: syntax error (durations are "
 			  "strings: connect_timeout = \"2s\";)\n", conf);
-	unused_line = lg_str("libdeadline: %s: configuration not used; "
+	unused_line = dl_str("libdeadline: %s: configuration not used; "
 			     "passing everything through\n", conf);
 
 	/* logfmt: both lines in the file, and once on stderr. */
 	dl_run(&r, DL_V("/bin/true"),
-	       DL_V(lg_str("DEADLINE_CONFIG=%s", conf),
-		    lg_str("DEADLINE_LOG=%s", log)), 1, 5000);
+	       DL_V(dl_str("DEADLINE_CONFIG=%s", conf),
+		    dl_str("DEADLINE_LOG=%s", log)), 1, 5000);
 	dl_assert_ok(&r, "/bin/true");
 	text = lg_slurp(log);
 	dl_assert_run(&r, !strcmp(r.err, text) &&
@@ -302,8 +282,8 @@ Test(logs, config_errors_reach_stderr_with_log_file)
 	/* json: the copy on stderr is JSON too. */
 	unlink(log);
 	dl_run(&r, DL_V("/bin/true"),
-	       DL_V(lg_str("DEADLINE_CONFIG=%s", conf),
-		    lg_str("DEADLINE_LOG=%s", log),
+	       DL_V(dl_str("DEADLINE_CONFIG=%s", conf),
+		    dl_str("DEADLINE_LOG=%s", log),
 		    "DEADLINE_LOG_FORMAT=json"), 1, 5000);
 	dl_assert_ok(&r, "/bin/true");
 	text = lg_slurp(log);
@@ -319,7 +299,7 @@ Test(logs, config_errors_reach_stderr_with_log_file)
 
 	/* The log file IS stderr: once, not twice. */
 	dl_run(&r, DL_V("/bin/true"),
-	       DL_V(lg_str("DEADLINE_CONFIG=%s", conf),
+	       DL_V(dl_str("DEADLINE_CONFIG=%s", conf),
 		    "DEADLINE_LOG=/dev/stderr"), 1, 5000);
 	dl_assert_ok(&r, "/bin/true");
 	dl_assert_run(&r, dl_count_lines(r.err, "libdeadline:") == 2,
@@ -328,7 +308,7 @@ Test(logs, config_errors_reach_stderr_with_log_file)
 
 	/* DEADLINE_LOG=off: silence, as asked. */
 	dl_run(&r, DL_V("/bin/true"),
-	       DL_V(lg_str("DEADLINE_CONFIG=%s", conf), "DEADLINE_LOG=off"),
+	       DL_V(dl_str("DEADLINE_CONFIG=%s", conf), "DEADLINE_LOG=off"),
 	       1, 5000);
 	dl_assert_ok(&r, "/bin/true");
 	dl_assert_run(&r, !*r.err, "DEADLINE_LOG=off: nothing on stderr");
@@ -338,7 +318,7 @@ Test(logs, config_errors_reach_stderr_with_log_file)
 	unlink(log);
 	dl_run(&r, DL_V("/bin/true"),
 	       DL_V("DEADLINE_CONNECT_TIMEOUT=5x",
-		    lg_str("DEADLINE_LOG=%s", log)), 1, 5000);
+		    dl_str("DEADLINE_LOG=%s", log)), 1, 5000);
 	dl_assert_ok(&r, "/bin/true");
 	text = lg_slurp(log);
 	dl_assert_run(&r, dl_count_lines(r.err, "libdeadline: warning: "
@@ -363,11 +343,11 @@ Test(logs, good_config_and_events_stay_in_log_file)
 
 	dl_require_shim();
 	s = dl_stallsrv("silent", NULL);
-	log = lg_str("%s/events.log", dl_tmpdir());
+	log = dl_str("%s/events.log", dl_tmpdir());
 	dl_client(&r, 1, 6000,
 		  DL_V("DEADLINE_REQUEST_TIMEOUT=200ms", "DEADLINE_DEBUG=1",
 		       "DEADLINE_FAULTS=cidr=127.0.0.1/32 latency=1ms p=0",
-		       lg_str("DEADLINE_LOG=%s", log)),
+		       dl_str("DEADLINE_LOG=%s", log)),
 		  "rw", LO, s->port_s, "--send", "hi", "--recv", "10",
 		  "--expect", "ETIMEDOUT", NULL);
 	text = lg_slurp(log);

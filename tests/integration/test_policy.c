@@ -73,21 +73,6 @@ static const char *pol_src(const char *rel)
 	return NULL;
 }
 
-/* A heap string built like printf; lives until the worker exits. */
-__attribute__((format(printf, 1, 2)))
-static char *pol_str(const char *fmt, ...)
-{
-	va_list ap;
-	char *s = NULL;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	cr_assert(n >= 0 && s, "out of memory");
-	return s;
-}
-
 /* The Debian python3.  The python3 first on PATH may be a wrapper script
  * (pyenv) that runs a dozen processes, each of which would load the shim
  * and log on its own. */
@@ -100,7 +85,7 @@ static const char *pol_py(void)
 /* Write text to NAME in this test's temp dir; returns the absolute path. */
 static const char *pol_file(const char *name, const char *text)
 {
-	char *path = pol_str("%s/%s", dl_tmpdir(), name);
+	char *path = dl_str("%s/%s", dl_tmpdir(), name);
 	FILE *f = fopen(path, "w");
 
 	cr_assert(f, "fopen %s: %s", path, strerror(errno));
@@ -116,7 +101,7 @@ static char *pol_slurp(const char *path)
 	size_t cap = 0, len = 0, n;
 
 	if (!f)
-		return pol_str("%s", "");
+		return dl_str("%s", "");
 	do {
 		if (len + 4096 + 1 > cap) {
 			cap = (len + 4096 + 1) * 2;
@@ -296,7 +281,7 @@ Test(policy, rules_by_address_port_and_family)
 	 * but no connection fits both: it must never match.  "sink" comes
 	 * after the catch-all: first match wins, so it is never reached.
 	 * defaults (2 s) would apply only if no rule matched. */
-	conf = pol_file("rules.conf", pol_str(
+	conf = pol_file("rules.conf", dl_str(
 		"defaults = { request_timeout = \"2s\"; };\n"
 		"rules = (\n"
 		"  { name = \"decoy\"; cidr = \"127.0.0.3/32\"; port = %d;\n"
@@ -320,7 +305,7 @@ Test(policy, rules_by_address_port_and_family)
 		long ms;
 
 		dl_client(&r, 1, 6000,
-			   DL_V(pol_str("DEADLINE_CONFIG=%s", conf)), "rw",
+			   DL_V(dl_str("DEADLINE_CONFIG=%s", conf)), "rw",
 			   cases[i].addr, s[i]->port_s, "--send", "hi",
 			   "--recv", "10", "--expect", "ETIMEDOUT", NULL);
 		ms = pol_err(&r, name, sizeof(name));
@@ -363,7 +348,7 @@ Test(policy, host_rule_follows_the_resolved_name)
 		"    request_timeout = \"300ms\"; }\n"
 		");\n");
 
-	pol_python(&r, 1, DL_V(pol_str("DEADLINE_CONFIG=%s", conf)), 8000,
+	pol_python(&r, 1, DL_V(dl_str("DEADLINE_CONFIG=%s", conf)), 8000,
 		   py_stall_client, "localhost", s->port_s);
 	ms = pol_err(&r, name, sizeof(name));
 	dl_assert_run(&r, ms >= 0 && !strcmp(name, "ETIMEDOUT"),
@@ -377,7 +362,7 @@ Test(policy, host_rule_follows_the_resolved_name)
 		      "the log line should name host=localhost");
 	dl_result_free(&r);
 
-	pol_python(&r, 1, DL_V(pol_str("DEADLINE_CONFIG=%s", conf)), 8000,
+	pol_python(&r, 1, DL_V(dl_str("DEADLINE_CONFIG=%s", conf)), 8000,
 		   py_stall_client, LO, s->port_s);
 	ms = pol_err(&r, name, sizeof(name));
 	dl_assert_run(&r, ms >= 0 && !strcmp(name, "ETIMEDOUT"),
@@ -454,7 +439,7 @@ static void check_bad_conf_report(const struct dl_result *r,
 	int nerr = 0;
 
 	for (; nerr < 3 && b->err[nerr].msg; nerr++) {
-		char *prefix = pol_str("libdeadline: %s:%d: ", path,
+		char *prefix = dl_str("libdeadline: %s:%d: ", path,
 				       b->err[nerr].line);
 		const char *line = dl_line(r->err, prefix);
 
@@ -464,7 +449,7 @@ static void check_bad_conf_report(const struct dl_result *r,
 			      b->err[nerr].msg);
 		free(prefix);
 	}
-	char *unused = pol_str("libdeadline: %s: configuration not used; "
+	char *unused = dl_str("libdeadline: %s: configuration not used; "
 			       "passing everything through", path);
 	dl_assert_run(r, pol_has_line(r->err, unused),
 		      "%s: expected the line '%s'", b->name, unused);
@@ -484,7 +469,7 @@ static void bad_conf_transparent(int use_curl)
 
 	dl_require_shim();
 	s = dl_stallsrv("http", NULL);
-	url = pol_str("http://127.0.0.1:%d/delay/300", s->port);
+	url = dl_str("http://127.0.0.1:%d/delay/300", s->port);
 	memcpy(curl, DL_V("curl", "-q", "-sS", "--noproxy", "*", "-i", url),
 	       sizeof(curl));
 	memcpy(py, DL_V(pol_py(), "-c",
@@ -507,7 +492,7 @@ static void bad_conf_transparent(int use_curl)
 					    bad_confs[i].text);
 		struct dl_result r;
 
-		dl_run(&r, argv, DL_V(pol_str("DEADLINE_CONFIG=%s", path)), 1,
+		dl_run(&r, argv, DL_V(dl_str("DEADLINE_CONFIG=%s", path)), 1,
 		       8000);
 		dl_assert_run(&r, r.exited && r.code == nat.code,
 			      "%s: exit status %d, without the shim %d "
@@ -549,11 +534,11 @@ Test(policy, bad_config_strict_exits_2)
 	for (size_t i = 0; i < NBAD; i++) {
 		const char *path = pol_file(bad_confs[i].name,
 					    bad_confs[i].text);
-		char *first = pol_str("libdeadline: %s:%d: ", path,
+		char *first = dl_str("libdeadline: %s:%d: ", path,
 				      bad_confs[i].err[0].line);
 
 		dl_run(&r, DL_V("/bin/true"),
-		       DL_V(pol_str("DEADLINE_CONFIG=%s", path),
+		       DL_V(dl_str("DEADLINE_CONFIG=%s", path),
 			    "DEADLINE_STRICT=1"), 1, 5000);
 		dl_assert_run(&r, r.exited && r.code == 2,
 			      "%s with DEADLINE_STRICT=1: /bin/true should "
@@ -567,7 +552,7 @@ Test(policy, bad_config_strict_exits_2)
 	good = pol_file("good.conf",
 			"rules = ( { name = \"ok\"; request_timeout = \"1s\"; } );\n");
 	dl_run(&r, DL_V("/bin/true"),
-	       DL_V(pol_str("DEADLINE_CONFIG=%s", good), "DEADLINE_STRICT=1"),
+	       DL_V(dl_str("DEADLINE_CONFIG=%s", good), "DEADLINE_STRICT=1"),
 	       1, 5000);
 	dl_assert_run(&r, r.exited && r.code == 0 && !strstr(r.err, "libdeadline"),
 		      "a good file with DEADLINE_STRICT=1: /bin/true should "
@@ -619,18 +604,18 @@ Test(policy, retry_until_late_server_accepts)
 
 	dl_require_shim();
 	port = dl_free_port();
-	conf = pol_file("retry.conf", pol_str(
+	conf = pol_file("retry.conf", dl_str(
 		"rules = ( {\n"
 		"  name = \"late\"; cidr = \"127.0.0.1/32\"; port = %d;\n"
 		"  connect_timeout = \"300ms\"; request_timeout = \"3s\";\n"
 		"  connect_retries = 60;\n"
 		"  retry_backoff = { base = \"20ms\"; max = \"80ms\"; };\n"
 		"} );\n", port));
-	late = pol_start("echod", DL_V("--port", pol_str("%d", port),
+	late = pol_start("echod", DL_V("--port", dl_str("%d", port),
 				       "--after", "400", "--lifetime", "30"),
 			 NULL, 0, 0);
-	dl_client(&r, 1, 8000, DL_V(pol_str("DEADLINE_CONFIG=%s", conf)),
-		   "rw", LO, pol_str("%d", port), "--send", "ping\\n",
+	dl_client(&r, 1, 8000, DL_V(dl_str("DEADLINE_CONFIG=%s", conf)),
+		   "rw", LO, dl_str("%d", port), "--send", "ping\\n",
 		   "--recv", "5", NULL);
 	dl_assert_ok(&r, "dlclient should get through once the server is up");
 	dl_assert_run(&r, dl_line(r.out, "OK 5 ") != NULL,
@@ -662,14 +647,14 @@ Test(policy, retry_stops_at_request_deadline_refused)
 
 	dl_require_shim();
 	port = dl_free_port();
-	conf = pol_file("retry.conf", pol_str(
+	conf = pol_file("retry.conf", dl_str(
 		"rules = ( {\n"
 		"  name = \"never\"; port = %d;\n"
 		"  request_timeout = \"600ms\"; connect_retries = 100;\n"
 		"  retry_backoff = { base = \"50ms\"; max = \"100ms\"; };\n"
 		"} );\n", port));
-	pol_python(&r, 1, DL_V(pol_str("DEADLINE_CONFIG=%s", conf)), 8000,
-		   py_stall_client, LO, pol_str("%d", port));
+	pol_python(&r, 1, DL_V(dl_str("DEADLINE_CONFIG=%s", conf)), 8000,
+		   py_stall_client, LO, dl_str("%d", port));
 	ms = pol_err(&r, name, sizeof(name));
 	dl_assert_run(&r, ms >= 0 && (!strcmp(name, "ECONNREFUSED") ||
 				      !strcmp(name, "ETIMEDOUT")),
@@ -697,13 +682,13 @@ Test(policy, retry_stops_at_request_deadline_connect_timeouts)
 
 	dl_require_shim();
 	s = dl_stallsrv("backlog", NULL);
-	conf = pol_file("retry.conf", pol_str(
+	conf = pol_file("retry.conf", dl_str(
 		"rules = ( {\n"
 		"  name = \"hang\"; port = %d; connect_timeout = \"250ms\";\n"
 		"  request_timeout = \"600ms\"; connect_retries = 10;\n"
 		"  retry_backoff = { base = \"10ms\"; max = \"20ms\"; };\n"
 		"} );\n", s->port));
-	dl_client(&r, 1, 8000, DL_V(pol_str("DEADLINE_CONFIG=%s", conf)),
+	dl_client(&r, 1, 8000, DL_V(dl_str("DEADLINE_CONFIG=%s", conf)),
 		   "rw", LO, s->port_s, "--expect", "ETIMEDOUT", NULL);
 	ms = pol_err(&r, name, sizeof(name));
 	dl_assert_run(&r, ms >= 0 && !strcmp(name, "ETIMEDOUT") &&
@@ -739,14 +724,14 @@ Test(policy, retry_count_exhausted_before_deadline)
 
 	dl_require_shim();
 	port = dl_free_port();
-	conf = pol_file("retry.conf", pol_str(
+	conf = pol_file("retry.conf", dl_str(
 		"rules = ( {\n"
 		"  name = \"three\"; cidr = \"127.0.0.1\"; port = %d;\n"
 		"  request_timeout = \"5s\"; connect_retries = 3;\n"
 		"  retry_backoff = { base = \"20ms\"; max = \"50ms\"; };\n"
 		"} );\n", port));
-	dl_client(&r, 1, 8000, DL_V(pol_str("DEADLINE_CONFIG=%s", conf)),
-		   "rw", LO, pol_str("%d", port), "--expect", "ECONNREFUSED",
+	dl_client(&r, 1, 8000, DL_V(dl_str("DEADLINE_CONFIG=%s", conf)),
+		   "rw", LO, dl_str("%d", port), "--expect", "ECONNREFUSED",
 		   NULL);
 	dl_assert_run(&r, pol_err(&r, name, sizeof(name)) >= 0 &&
 		      !strcmp(name, "ECONNREFUSED") && r.code == 0,
@@ -918,7 +903,7 @@ static void inbound_slowloris(int fork_mode)
 		"rules = ( { name = \"clients\"; direction = \"inbound\";\n"
 		"            request_timeout = \"1s\"; } );\n");
 	shimmed = pol_start("echod", args,
-			    DL_V(pol_str("DEADLINE_CONFIG=%s", conf)), 1, 1);
+			    DL_V(dl_str("DEADLINE_CONFIG=%s", conf)), 1, 1);
 	native = pol_start("echod", args, NULL, 0, 1);
 
 	peer_open(&ps[0], shimmed->port, 1);
@@ -1048,7 +1033,7 @@ static int conf_files(const char *rel, char **out, int max)
 		size_t l = strlen(de->d_name);
 
 		if (l > 5 && !strcmp(de->d_name + l - 5, ".conf"))
-			out[n++] = pol_str("%s/%s", dir, de->d_name);
+			out[n++] = dl_str("%s/%s", dir, de->d_name);
 	}
 	closedir(d);
 	return n;
@@ -1075,7 +1060,7 @@ Test(policy, deadline_check_shipped_examples)
 			      "%s: expected a table header", path);
 		dl_assert_run(&r, n >= 1, "%s: no rule names found", path);
 		for (int k = 0; k < n; k++) {
-			char *row = pol_str("%s ", names[k]);
+			char *row = dl_str("%s ", names[k]);
 
 			dl_assert_run(&r, dl_line(r.out, row) != NULL,
 				      "%s: no table row for rule %s", path,
@@ -1128,7 +1113,7 @@ Test(policy, deadline_check_bad_fixtures)
 		for (const char *p = text; !strncmp(p, "# expect: ", 10);) {
 			const char *nl = strchr(p, '\n');
 			size_t n = nl ? (size_t)(nl - p) : strlen(p);
-			char *want = pol_str("%s:%.*s", path, (int)(n - 10),
+			char *want = dl_str("%s:%.*s", path, (int)(n - 10),
 					     p + 10);
 
 			dl_assert_run(&r, pol_has_line(r.err, want),
@@ -1140,14 +1125,14 @@ Test(policy, deadline_check_bad_fixtures)
 			p = nl + 1;
 		}
 		cr_assert(nexp > 0, "%s: no '# expect:' line", base);
-		char *prefix = pol_str("%s:", path);
+		char *prefix = dl_str("%s:", path);
 		char *errs = dl_lines(r.err, prefix);
 		dl_assert_run(&r, dl_count_lines(errs, "") == nexp,
 			      "%s: expected exactly %d error line(s)", base,
 			      nexp);
 		free(errs);
 		free(prefix);
-		summary = pol_str("deadline: %s: %d error%s", path, nexp,
+		summary = dl_str("deadline: %s: %d error%s", path, nexp,
 				  nexp == 1 ? "" : "s");
 		dl_assert_run(&r, pol_has_line(r.err, summary),
 			      "%s: expected the summary '%s'", base, summary);
@@ -1271,10 +1256,10 @@ Test(policy, log_to_file_and_off)
 
 	dl_require_shim();
 	s = dl_stallsrv("silent", NULL);
-	log = pol_str("%s/deadline.log", dl_tmpdir());
+	log = dl_str("%s/deadline.log", dl_tmpdir());
 
 	one_expiry(&r, s, DL_V("DEADLINE_REQUEST_TIMEOUT=300ms",
-			       pol_str("DEADLINE_LOG=%s", log)));
+			       dl_str("DEADLINE_LOG=%s", log)));
 	dl_assert_run(&r, !strstr(r.err, "libdeadline"),
 		      "with DEADLINE_LOG=FILE nothing goes to stderr");
 	text = pol_slurp(log);
@@ -1320,7 +1305,7 @@ Test(policy, log_format_json)
 	conf = pol_file("json.conf",
 		"rules = ( { name = \"jsonrule\"; cidr = \"127.0.0.1/32\";\n"
 		"            request_timeout = \"300ms\"; } );\n");
-	one_expiry(&r, s, DL_V(pol_str("DEADLINE_CONFIG=%s", conf),
+	one_expiry(&r, s, DL_V(dl_str("DEADLINE_CONFIG=%s", conf),
 			       "DEADLINE_LOG_FORMAT=json"));
 	errf = pol_file("stderr.txt", r.err);
 	pol_python(&j, 0, NULL, 8000, py_json_check, errf, NULL);
@@ -1329,7 +1314,7 @@ Test(policy, log_format_json)
 	dl_assert_run(&j, dl_line(j.out, "LINES 1\n") != NULL,
 		      "expected exactly one JSON line on stderr");
 	const char *line = dl_line(j.out, "JSON ");
-	char *port = pol_str(" port=%d ", s->port);
+	char *port = dl_str(" port=%d ", s->port);
 	dl_assert_run(&j, line && pol_find(line, " bad=none", NULL) == line,
 		      "some fields are missing or mistyped");
 	dl_assert_run(&j, pol_find(line, " event=deadline ", " host=127.0.0.1 ",
@@ -1373,9 +1358,9 @@ Test(policy, stats_file)
 		"  { name = \"stat\"; cidr = \"127.0.0.1/32\";\n"
 		"    request_timeout = \"300ms\"; }\n"
 		");\n");
-	stats = pol_str("%s/stats.json", dl_tmpdir());
-	one_expiry(&r, s, DL_V(pol_str("DEADLINE_CONFIG=%s", conf),
-			       pol_str("DEADLINE_STATS=%s", stats)));
+	stats = dl_str("%s/stats.json", dl_tmpdir());
+	one_expiry(&r, s, DL_V(dl_str("DEADLINE_CONFIG=%s", conf),
+			       dl_str("DEADLINE_STATS=%s", stats)));
 	pol_python(&j, 0, NULL, 8000, py_stats, stats, NULL);
 	dl_assert_run(&j, j.exited && j.code == 0,
 		      "the stats file does not parse:\n%s", pol_slurp(stats));
