@@ -231,16 +231,16 @@ static struct {
 } counters[NCOUNTERS];
 static pthread_mutex_t counters_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static uint64_t next_no(enum counted what, uint32_t rule, uint64_t host)
+/* Under counters_mu: the next number of (what, rule, host). */
+static uint64_t next_no_locked(enum counted what, uint32_t rule,
+			       uint64_t host)
 {
 	uint64_t h = host ^ ((uint64_t)rule * 0x9e3779b97f4a7c15ull) ^
 		     ((uint64_t)what << 61);
-	uint64_t n = 0;
 	size_t i;
 
 	h ^= h >> 29;
 	i = (size_t)(h % NCOUNTERS);
-	self_lock(&counters_mu);
 	for (size_t k = 0; k < NCOUNTERS; k++, i = (i + 1) % NCOUNTERS) {
 		if (!counters[i].what) {
 			counters[i].what = what;
@@ -251,11 +251,29 @@ static uint64_t next_no(enum counted what, uint32_t rule, uint64_t host)
 			   counters[i].host != host) {
 			continue;
 		}
-		n = ++counters[i].n;
-		break;
+		return ++counters[i].n;
+	}
+	return 0;
+}
+
+/* Number one connection (or lookup) for each of the n rules it matched:
+ * out[i] for rule[i], one number per rule however many groups it has.
+ * All in one step, so that threads connecting at once cannot take the
+ * 4th number of one rule and the 5th of another: the k-th connection
+ * to a host is the k-th of every rule it matches, and behaves as one
+ * whole from run to run, whichever thread makes it. */
+static void number_rules(enum counted what, const uint32_t *rule, int n,
+			 uint64_t host, uint64_t *out)
+{
+	self_lock(&counters_mu);
+	for (int i = 0; i < n; i++) {
+		int j = 0;
+
+		while (j < i && rule[j] != rule[i])
+			j++;
+		out[i] = j < i ? out[j] : next_no_locked(what, rule[i], host);
 	}
 	self_unlock(&counters_mu);
-	return n;
 }
 
 /* ------------------------------------------------------------ matching */
@@ -401,15 +419,7 @@ int inject_attach(int fd, uint32_t gen, const struct conf_effective *rule,
 	}
 	snprintf(fc->host, sizeof(fc->host), "%s", host ? host : fc->addr);
 	fc->host_hash = fault_hash(fc->host);
-	/* One number per rule, however many groups it has. */
-	for (int i = 0; i < fc->n; i++) {
-		int j = 0;
-		while (j < i && fc->rule_key[j] != fc->rule_key[i])
-			j++;
-		fc->conn_no[i] = j < i ? fc->conn_no[j]
-				       : next_no(CNT_CONN, fc->rule_key[i],
-						 fc->host_hash);
-	}
+	number_rules(CNT_CONN, fc->rule_key, fc->n, fc->host_hash, fc->conn_no);
 	fc->start = clock_now();
 	fc->last_dir = 0;
 	__atomic_store_n(&fc->active, 1, __ATOMIC_RELEASE);
@@ -477,13 +487,7 @@ int inject_dns(const char *node, const struct conf_effective *rule,
 	if (!inject_on || !node)
 		return 0;
 	match_specs(&m, rule, node, 0, 0, 0, ~FK_BIT(FK_DNS));
-	for (int i = 0; i < m.n; i++) {
-		int j = 0;
-		while (j < i && m.rule_key[j] != m.rule_key[i])
-			j++;
-		lookup[i] = j < i ? lookup[j]
-				  : next_no(CNT_DNS, m.rule_key[i], h);
-	}
+	number_rules(CNT_DNS, m.rule_key, m.n, h, lookup);
 	for (int i = 0; i < m.n; i++) {
 		struct fault_spec *s = m.spec[i];
 		struct fault_ctx x;

@@ -829,6 +829,76 @@ Test(faults, same_seed_same_faults_200_threaded_connections)
 	repro_free(&fb);
 }
 
+/* Threads that connect at once to a host three rules match: each
+ * connection must hold the same number in all three (a number taken
+ * rule by rule lets one connection be the 4th of one rule and the 5th
+ * of another, and then which faults meet together varies from run to
+ * run).  A `slice` group logs once per connection, at its first call,
+ * with its fd: the three lines of one connection are the three of its
+ * fd between two of the same rule. */
+Test(faults, one_number_per_connection_in_every_rule)
+{
+	char specs[512], port_s[16];
+	const char *env, *log;
+	struct dl_result r;
+	struct {
+		long conn[3];
+		int seen;
+	} at[1024];
+	int port, checked = 0;
+	char *text;
+
+	dl_require_shim();
+	port = f_echod("127.0.0.1", "echod");
+	snprintf(port_s, sizeof(port_s), "%d", port);
+	dl_fmt(specs, sizeof(specs),
+	       "DEADLINE_FAULTS=port=%d slice=1000;port=%d slice=1001;"
+	       "port=%d slice=1002", port, port, port);
+	env = f_log_env("numbers.log", &log);
+	dl_run(&r, DL_V(dl_helper("faultclient"), "repro", "127.0.0.1", port_s,
+			"--conns", "600", "--threads", "24", "--rounds", "1",
+			"--size", "8"),
+	       DL_V(specs, env), 1, 60000);
+	dl_assert_ok(&r, "faultclient repro");
+	memset(at, 0, sizeof(at));
+	text = dl_read_file(log);
+	for (const char *p = text; p && *p;) {
+		const char *nl = strchr(p, '\n');
+		char fd[16], rule[32], conn[32];
+
+		if (strstr(p, "fault=slice ") &&
+		    (!nl || strstr(p, "fault=slice ") < nl) &&
+		    f_val(p, "fd", fd, sizeof(fd)) &&
+		    f_val(p, "rule", rule, sizeof(rule)) &&
+		    f_val(p, "conn", conn, sizeof(conn))) {
+			int f = atoi(fd), k = atoi(rule + strlen("fault#")) - 1;
+
+			cr_assert(f >= 0 && f < 1024 && k >= 0 && k < 3,
+				  "unexpected line: %.*s",
+				  (int)(nl ? nl - p : (long)strlen(p)), p);
+			if (at[f].seen & 1 << k)
+				at[f].seen = 0; /* the fd's next connection */
+			at[f].seen |= 1 << k;
+			at[f].conn[k] = atol(conn);
+			if (at[f].seen == 7) {
+				cr_assert(at[f].conn[0] == at[f].conn[1] &&
+						  at[f].conn[1] == at[f].conn[2],
+					  "one connection (fd %d) numbered %ld, "
+					  "%ld and %ld by the three rules",
+					  f, at[f].conn[0], at[f].conn[1],
+					  at[f].conn[2]);
+				checked++;
+			}
+		}
+		p = nl ? nl + 1 : NULL;
+	}
+	rw_note("%d connections numbered alike by three rules", checked);
+	cr_assert(checked == 600, "%d of 600 connections logged by all three "
+		  "rules; log:\n%.2000s", checked, text);
+	free(text);
+	dl_result_free(&r);
+}
+
 /* ================================================================== */
 /* 4. A rule for one host leaves the other alone                       */
 /* ================================================================== */
