@@ -39,9 +39,9 @@ endif
 
 # Policy: plain C, no interposition; unit tests link it directly.
 CORE_MODS  := self policy conn dlheap match conf_load conf_parse conf_faults \
-              conf_check conf_rules names fault
+              conf_check conf_rules names fault http1
 # Interposition layer and engine.
-SHIM_MODS  := real fdtab log engine track connect io wait expire reaper holds dns \
+SHIM_MODS  := real fdtab log engine track connect io exchange wait expire reaper holds dns \
               stats inject inject_io inject_wait wrap_socket wrap_io wrap_fd \
               wrap_wait wrap_signal wrap_dns wrap_proc signals
 

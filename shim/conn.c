@@ -45,7 +45,7 @@ void conn_start(struct dl_conn *c, const struct dl_limits *l, int inbound,
 		 CONN_TRACKED | (inbound ? CONN_INBOUND : 0) |
 			 (connecting ? CONN_CONNECTING : 0),
 		 CONN_EXPIRED | CONN_TURN_WROTE | CONN_TURN_READ |
-			 CONN_PH_MASK | (inbound ? 0 : CONN_INBOUND) |
+			 CONN_PH_MASK | CONN_H1 | CONN_H1OFF | (inbound ? 0 : CONN_INBOUND) |
 			 (connecting ? 0 : CONN_CONNECTING));
 }
 
@@ -84,6 +84,10 @@ static int moved(struct dl_conn *c, const struct dl_limits *l, int wrote,
 		if (new_turn && l->ms[DL_PH_REQUEST] &&
 		    (st & (CONN_TURN_WROTE | CONN_TURN_READ))) {
 			now = clock();
+			/* Met since (the exchange was over): it is not in
+			 * the heap any more, or only by luck. */
+			if (!get_dl(c, DL_PH_REQUEST))
+				earlier = 1;
 			set_dl(c, DL_PH_REQUEST, now + limit_ns(l, DL_PH_REQUEST));
 		}
 		/* For outbound, the response clock runs from the last byte
@@ -125,6 +129,13 @@ int conn_on_read(struct dl_conn *c, const struct dl_limits *l, ssize_t n,
 		 conn_clock_fn clock)
 {
 	return n > 0 ? moved(c, l, 0, clock) : 0;
+}
+
+void conn_exchange_over(struct dl_conn *c)
+{
+	/* Moving later: the heap catches up lazily. */
+	if (get_dl(c, DL_PH_REQUEST))
+		set_dl(c, DL_PH_REQUEST, 0);
 }
 
 int conn_on_wait(struct dl_conn *c, const struct dl_limits *l, int64_t now)

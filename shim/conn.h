@@ -29,6 +29,8 @@ enum {
 	CONN_UNSETTLED = 1u << 14, /* emulated blocking connect: the kernel
 				    * still says "connecting" (see connect) */
 	CONN_FLKNOWN = 1u << 15,   /* file flags are O_RDWR | CONN_NONBLOCK */
+	CONN_H1 = 1u << 16,        /* HTTP/1 exchanges followed (exchange.c) */
+	CONN_H1OFF = 1u << 17,     /* ... or not, for the life of the file */
 	CONN_PH_SHIFT = 8,         /* expired phase, 3 bits */
 	CONN_PH_MASK = 7u << 8,
 };
@@ -116,6 +118,10 @@ int conn_on_write(struct dl_conn *c, const struct dl_limits *l, ssize_t n,
 		  conn_clock_fn clock);
 int conn_on_read(struct dl_conn *c, const struct dl_limits *l, ssize_t n,
 		 conn_clock_fn clock);
+
+/* conn_exchange_over - every request sent has had its whole response
+ * (exchange.c): the request deadline is met, until the next request. */
+void conn_exchange_over(struct dl_conn *c);
 
 /* conn_on_wait - the program is about to wait on the socket (blocking call
  * that would block, or EAGAIN handed to an event loop): arm idle if it is

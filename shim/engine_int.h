@@ -8,6 +8,7 @@
  *              socket options, close_range
  *   connect.c  connect(): the connect deadline, retries with back-off
  *   io.c       the read/write families: attempts, turns, injected faults
+ *   exchange.c when an HTTP/1 exchange is over (the request deadline met)
  *   wait.c     the shim's private waits (one ppoll per blocked call)
  *   expire.c   the deadline heap, expiry and teardown
  *   reaper.c   in a threaded process, a thread that tears down at the
@@ -215,6 +216,15 @@ void holds_close(int h);
 int holds_list(int *out, int cap);
 /* holds_atfork_child - the child closes the own descriptors it inherited. */
 void holds_atfork_child(void);
+
+/* ---- exchange.c: when a request is over ------------------------------ */
+
+/* exchange_moved - n bytes (n > 0) of io, from offset off, moved on c
+ * (wrote: the program's, else the peer's).  io NULL: bytes the shim
+ * cannot see moved (sendfile, splice).  Follows the connection's
+ * HTTP/1 exchanges and meets the request deadline when they are over. */
+void exchange_moved(int fd, struct dl_conn *c, int wrote,
+		    const struct dl_io *io, size_t off, size_t n);
 
 /* ---- track.c ---------------------------------------------------------- */
 

@@ -193,7 +193,8 @@ static size_t io_total(const struct dl_io *io)
 	return t;
 }
 
-static void note_moved(int fd, struct dl_conn *c, int wrote, ssize_t n)
+static void note_moved(int fd, struct dl_conn *c, int wrote, ssize_t n,
+		       const struct dl_io *io, size_t off)
 {
 	if (n > 0)
 		stats_count(wrote ? &stats_of(c)->bytes_out : &stats_of(c)->bytes_in,
@@ -204,6 +205,8 @@ static void note_moved(int fd, struct dl_conn *c, int wrote, ssize_t n)
 
 	if (earlier)
 		expire_refile_if_earlier(fd, c, before);
+	if (n > 0)
+		exchange_moved(fd, c, wrote, io, off, (size_t)n);
 }
 
 /* A non-blocking call found nothing to move and would answer EAGAIN at
@@ -436,7 +439,7 @@ ssize_t engine_io(int fd, struct dl_io *io)
 		r = io_real(fd, io);
 		if (r > 0) {
 			int e = errno;
-			note_moved(fd, c, wrote, r);
+			note_moved(fd, c, wrote, r, io, 0);
 			errno = e;
 		} else if (__builtin_expect(shared, 0) && io_ended(r, wrote) &&
 			   expire_adopt(fd, c)) {
@@ -516,7 +519,7 @@ ssize_t engine_io(int fd, struct dl_io *io)
 			goto out;
 		}
 		if (r >= 0) {
-			note_moved(fd, c, wrote, r);
+			note_moved(fd, c, wrote, r, swallow ? 0 : io, done);
 			if (faulted && r > 0 && hold < 0 &&
 			    !(io->flags & MSG_PEEK))
 				inject_io_done(fd, wrote, (size_t)r,

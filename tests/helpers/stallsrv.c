@@ -18,7 +18,9 @@
  *   sink      read and verify the --seed stream; at EOF answer
  *             "SINK OK <n>" or "SINK BAD <offset>", close
  *   http      HTTP/1.1 keep-alive: GET /bytes/N (N bytes of the --seed
- *             stream), GET /delay/MS ("hello\n" after MS), GET /hello
+ *             stream), GET /delay/MS ("hello\n" after MS), GET /hello,
+ *             GET /chunked/N (N bytes, chunked), GET /stall/N (headers
+ *             for N bytes, N/2 of them, then nothing)
  *
  * --report prints "ACCEPT <id>" per connection and, when it ends,
  * "END <how> conn=<id> after_ms=<ms since accept>", where <how> is the
@@ -320,6 +322,38 @@ static int http_respond(struct conn *c, int code, const char *body,
 	return rc;
 }
 
+/* A chunked response of n bytes: chunks of 1, 2, 4, ... bytes (the last
+ * one what is left), one with an extension, then an empty trailer. */
+static int http_chunked(struct conn *c, unsigned long long n, int close_after)
+{
+	char line[256];
+	unsigned long long off = 0, k = 1;
+	int m = snprintf(line, sizeof(line),
+			 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n%s\r\n",
+			 close_after ? "Connection: close\r\n" : "");
+
+	if (conn_write(c, line, (size_t)m) < 0)
+		return -1;
+	while (off < n) {
+		char data[128];
+
+		if (k > n - off)
+			k = n - off;
+		if (k > sizeof(data))
+			k = sizeof(data);
+		memset(data, 'c', (size_t)k);
+		m = snprintf(line, sizeof(line), "%llx%s\r\n", k,
+			     off ? "" : ";ext=1");
+		if (conn_write(c, line, (size_t)m) < 0 ||
+		    conn_write(c, data, (size_t)k) < 0 ||
+		    conn_write(c, "\r\n", 2) < 0)
+			return -1;
+		off += k;
+		k *= 2;
+	}
+	return conn_write(c, "0\r\n\r\n", 5);
+}
+
 /* Nonzero when the header block (NUL-terminated, request line excluded)
  * carries "Connection: close", in any letter case. */
 static int http_wants_close(const char *hdrs)
@@ -379,6 +413,24 @@ static void serve_http(struct conn *c)
 						  close_after);
 		} else if (!strcmp(path, "/hello")) {
 			rc = http_respond(c, 200, "hello\n", 6, close_after);
+		} else if (sscanf(path, "/chunked/%llu", &n) == 1) {
+			rc = http_chunked(c, n, close_after);
+		} else if (sscanf(path, "/stall/%llu", &n) == 1) {
+			/* Headers for n bytes, half of them, then nothing
+			 * until the client goes: a server stuck mid-body. */
+			char hdr[160];
+			int k = snprintf(hdr, sizeof(hdr),
+					 "HTTP/1.1 200 OK\r\nContent-Length: "
+					 "%llu\r\n\r\n", n);
+			char *half = calloc(1, (size_t)(n / 2) + 1);
+
+			rc = half ? conn_write(c, hdr, (size_t)k) : -1;
+			if (rc == 0)
+				rc = conn_write(c, half, (size_t)(n / 2));
+			free(half);
+			if (rc == 0)
+				conn_wait(c, 600000);
+			return;
 		} else {
 			rc = http_respond(c, 404, "not found\n", 10,
 					  close_after);

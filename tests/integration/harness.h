@@ -336,6 +336,31 @@ static DL_UNUSED char *dl_read_file(const char *path)
 	return b.p ? b.p : strdup("");
 }
 
+/* A path in the source tree, absolute (tests run from the repository
+ * root, or find it from the build directory). */
+static DL_UNUSED const char *dl_src(const char *rel)
+{
+	static char bufs[4][PATH_MAX];
+	static int next;
+	char *p = bufs[next++ % 4], tmp[PATH_MAX];
+	const char *bases[] = { ".", "..", "../.." };
+
+	for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
+		if (i == 0)
+			dl_fmt(tmp, sizeof(tmp), "%s", rel);
+		else
+			dl_fmt(tmp, sizeof(tmp), "%s/%s/%s", dl_build(),
+			       bases[i], rel);
+		if (access(tmp, R_OK) == 0) {
+			if (!realpath(tmp, p))
+				dl_fmt(p, PATH_MAX, "%s", tmp);
+			return p;
+		}
+	}
+	cr_assert_fail("%s not found (run the tests from the repo root)", rel);
+	return NULL;
+}
+
 /* How many lines of text contain needle. */
 static DL_UNUSED int dl_count_lines(const char *text, const char *needle)
 {

@@ -146,29 +146,6 @@ static uint64_t ev_run(struct dl_result *r, const char *const *argv,
 	return t0;
 }
 
-/* A file of the source tree (the python helpers): relative to the
- * current directory (the repository root when run by make or
- * tests/run-suite), else to the build directory's parents. */
-static const char *ev_src(const char *rel)
-{
-	static char bufs[4][PATH_MAX];
-	static int next;
-	char *p = bufs[next++ % 4];
-	const char *bases[] = { ".", "..", "../.." };
-
-	for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
-		if (i == 0)
-			dl_fmt(p, PATH_MAX, "%s", rel);
-		else
-			dl_fmt(p, PATH_MAX, "%s/%s/%s", dl_build(), bases[i],
-			       rel);
-		if (access(p, R_OK) == 0)
-			return p;
-	}
-	cr_assert_fail("%s not found (run from the repository root)", rel);
-	return rel;
-}
-
 /* Start a server that is not one of build/helpers (python3 script) and
  * wait for its "PORT <n>" line; dl_teardown kills it. */
 static struct dl_server *ev_server(const char *const *argv)
@@ -441,7 +418,7 @@ static struct dl_server *tls_server(const char *mode, const char *delay_ms)
 	char cert[PATH_MAX], key[PATH_MAX];
 
 	make_cert(cert, key);
-	return ev_server(DL_V("python3", ev_src("tests/helpers/tlsstall.py"),
+	return ev_server(DL_V("python3", dl_src("tests/helpers/tlsstall.py"),
 			      mode, "--cert", cert, "--key", key, "--delay",
 			      delay_ms, "--lifetime", "60"));
 }
@@ -644,7 +621,7 @@ Test(eventloop, asyncio_request_silent)
 
 	dl_require_shim();
 	s = dl_stallsrv("silent", NULL);
-	dl_run(&r, DL_V("python3", ev_src("tests/helpers/aioclient.py"), LO,
+	dl_run(&r, DL_V("python3", dl_src("tests/helpers/aioclient.py"), LO,
 			s->port_s),
 	       DL_V("DEADLINE_REQUEST_TIMEOUT=700ms"), 1, 10000);
 	dl_assert_run(&r, sscanf(r.out, "ERR %63s %d %ld", cls, &e, &ms) == 3,
@@ -661,7 +638,7 @@ Test(eventloop, asyncio_healthy_same_output)
 {
 	struct dl_result r, n;
 	struct dl_server *s;
-	const char *argv[] = { "python3", ev_src("tests/helpers/aioclient.py"),
+	const char *argv[] = { "python3", dl_src("tests/helpers/aioclient.py"),
 			       LO, NULL, NULL };
 
 	dl_require_shim();

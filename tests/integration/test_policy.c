@@ -48,31 +48,6 @@ static int pol_asan(void)
 	return e && *e;
 }
 
-/* A path in the source tree (run from the repo root, or found from the
- * build directory). */
-static const char *pol_src(const char *rel)
-{
-	static char bufs[4][PATH_MAX];
-	static int next;
-	char *p = bufs[next++ % 4], tmp[PATH_MAX];
-	const char *bases[] = { ".", "..", "../.." };
-
-	for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
-		if (i == 0)
-			dl_fmt(tmp, sizeof(tmp), "%s", rel);
-		else
-			dl_fmt(tmp, sizeof(tmp), "%s/%s/%s", dl_build(),
-			       bases[i], rel);
-		if (access(tmp, R_OK) == 0) {
-			if (!realpath(tmp, p))
-				dl_fmt(p, PATH_MAX, "%s", tmp);
-			return p;
-		}
-	}
-	cr_assert_fail("%s not found (run the tests from the repo root)", rel);
-	return NULL;
-}
-
 /* The Debian python3.  The python3 first on PATH may be a wrapper script
  * (pyenv) that runs a dozen processes, each of which would load the shim
  * and log on its own. */
@@ -1023,7 +998,7 @@ static int rule_names(const char *text, char names[][64], int max)
  * (at most max); returns how many. */
 static int conf_files(const char *rel, char **out, int max)
 {
-	const char *dir = pol_src(rel);
+	const char *dir = dl_src(rel);
 	struct dirent *de;
 	DIR *d = opendir(dir);
 	int n = 0;

@@ -77,6 +77,27 @@ Test(conn, write_after_read_starts_new_request)
 	cr_assert_eq(conn_deadline(&c, 0), fake_now - 100 * MS + 500 * MS);
 }
 
+Test(conn, finished_exchange_meets_request_until_next_write)
+{
+	lim.ms[DL_PH_REQUEST] = 500;
+	lim.ms[DL_PH_IDLE] = 200;
+	conn_start(&c, &lim, 0, 0, fake_now);
+	__atomic_fetch_or(&c.st, CONN_H1 | CONN_EPOLLED, __ATOMIC_RELAXED);
+	conn_on_write(&c, &lim, 5, fake_clock);
+	conn_on_read(&c, &lim, 5, fake_clock);
+	conn_exchange_over(&c);
+	/* Idle (an event loop's socket) still runs; request does not. */
+	cr_assert_eq(conn_deadline(&c, 0), fake_now + 200 * MS);
+	cr_assert_eq(c.dl[DL_PH_REQUEST], 0);
+	fake_now += 1000 * MS;
+	/* The next request: its deadline must be filed again (returns 1). */
+	cr_assert_eq(conn_on_write(&c, &lim, 5, fake_clock), 1);
+	cr_assert_eq(c.dl[DL_PH_REQUEST], fake_now + 500 * MS);
+	/* A new file on the number: nothing of the old one's following. */
+	conn_start(&c, &lim, 0, 0, fake_now);
+	cr_assert_not(conn_state(&c) & (CONN_H1 | CONN_H1OFF));
+}
+
 Test(conn, first_byte_runs_from_last_write_to_first_read)
 {
 	enum dl_phase ph;

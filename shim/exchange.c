@@ -1,0 +1,187 @@
+/* exchange.c - when a request is over: the HTTP/1 exchanges of tracked
+ * outbound connections, followed so that a finished exchange resting in
+ * a keep-alive pool is not a stalled request.
+ *
+ * io.c hands every byte that moves (exchange_moved); http1.c decides,
+ * from the messages' own framing, when every request sent has had its
+ * whole response, and then the request deadline is met until the next
+ * request (conn_exchange_over).  Only outbound connections whose rule
+ * has a request deadline and whose first bytes are an HTTP request are
+ * followed; every other connection is marked CONN_H1OFF at its first
+ * move and costs one bit test per call after that.  A connection used
+ * through several numbers or processes, two threads moving bytes at
+ * once, bytes the shim cannot see (MSG_TRUNC, sendfile), or anything
+ * http1.c does not understand end the following for good: the request
+ * deadline then keeps its plain definition (docs/semantics.md).
+ *
+ * The state (struct h1_ex, 40 bytes) lives beside fdtab, in slabs of
+ * FDTAB_SLAB entries mapped on first use, only for numbers that carried
+ * HTTP/1; an entry belongs to the file whose generation it records.
+ */
+#include "engine_int.h"
+
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "http1.h"
+
+struct ex_slot {
+	struct h1_ex x;
+	uint32_t gen;   /* the generation of the file it follows */
+	uint8_t busy;   /* a thread is feeding it */
+	uint8_t pad[3];
+};
+
+struct ex_slab {
+	struct ex_slot s[FDTAB_SLAB];
+};
+
+static struct ex_slab *ex_slabs[FDTAB_MAX / FDTAB_SLAB];
+
+static struct ex_slot *slot_of(int fd, int make)
+{
+	struct ex_slab *slab, *expect = 0;
+
+	if ((unsigned)fd >= FDTAB_MAX)
+		return 0;
+	slab = __atomic_load_n(&ex_slabs[fd >> FDTAB_SLAB_SHIFT],
+			       __ATOMIC_ACQUIRE);
+	if (!slab && make) {
+		slab = mmap(0, sizeof(*slab), PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (slab == MAP_FAILED)
+			return 0;
+		if (!__atomic_compare_exchange_n(
+			    &ex_slabs[fd >> FDTAB_SLAB_SHIFT], &expect, slab, 0,
+			    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			munmap(slab, sizeof(*slab));
+			slab = expect;
+		}
+	}
+	return slab ? &slab->s[fd & (FDTAB_SLAB - 1)] : 0;
+}
+
+static void stop_following(struct dl_conn *c)
+{
+	__atomic_fetch_or(&c->st, CONN_H1OFF, __ATOMIC_ACQ_REL);
+}
+
+/* The first byte of this move, or -1 when it cannot be seen. */
+static int first_byte(const struct dl_io *io, size_t off)
+{
+	const struct iovec *v = 0;
+	size_t n = 0;
+
+	switch (io->op) {
+	case OP_READV:
+	case OP_WRITEV:
+		v = io->iov;
+		n = (size_t)io->iovcnt;
+		break;
+	case OP_RECVMSG:
+	case OP_SENDMSG:
+		v = io->msg->msg_iov;
+		n = io->msg->msg_iovlen;
+		break;
+	default:
+		return ((const unsigned char *)io->buf)[off];
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (off < v[i].iov_len)
+			return ((const unsigned char *)v[i].iov_base)[off];
+		off -= v[i].iov_len;
+	}
+	return -1;
+}
+
+/* Feed the n bytes of io that start at offset off. */
+static int feed(struct h1_ex *x, int wrote, const struct dl_io *io,
+		size_t off, size_t n)
+{
+	const struct iovec *v;
+	size_t cnt, i;
+	int over = 0;
+
+	switch (io->op) {
+	case OP_READV:
+	case OP_WRITEV:
+		v = io->iov;
+		cnt = (size_t)io->iovcnt;
+		break;
+	case OP_RECVMSG:
+	case OP_SENDMSG:
+		v = io->msg->msg_iov;
+		cnt = io->msg->msg_iovlen;
+		break;
+	default:
+		return h1_feed(x, wrote, (const char *)io->buf + off, n);
+	}
+	for (i = 0; i < cnt && n; i++) {
+		size_t len = v[i].iov_len, k;
+
+		if (off >= len) {
+			off -= len;
+			continue;
+		}
+		k = len - off < n ? len - off : n;
+		over = h1_feed(x, wrote, (const char *)v[i].iov_base + off, k);
+		n -= k;
+		off = 0;
+	}
+	return over;
+}
+
+void exchange_moved(int fd, struct dl_conn *c, int wrote,
+		    const struct dl_io *io, size_t off, size_t n)
+{
+	uint32_t st = conn_state(c);
+	struct ex_slot *s;
+	int over;
+
+	if (__builtin_expect(st & (CONN_H1OFF | CONN_INBOUND), 1) || !n)
+		return;
+	if (!io || (io->flags & (MSG_TRUNC | MSG_OOB)) || track_shared(c)) {
+		stop_following(c);
+		return;
+	}
+	if (io->flags & MSG_PEEK)
+		return; /* nothing was consumed */
+	if (!(st & CONN_H1)) {
+		/* The first move: an HTTP request, where a request
+		 * deadline is to be met? */
+		int b = wrote ? first_byte(io, off) : -1;
+
+		if (b < 'A' || b > 'Z' || !limits_of(c)->ms[DL_PH_REQUEST] ||
+		    !(s = slot_of(fd, 1))) {
+			stop_following(c);
+			return;
+		}
+		if (__atomic_exchange_n(&s->busy, 1, __ATOMIC_ACQUIRE)) {
+			stop_following(c);
+			return;
+		}
+		memset(&s->x, 0, sizeof(s->x));
+		s->gen = conn_gen(c);
+		__atomic_fetch_or(&c->st, CONN_H1, __ATOMIC_ACQ_REL);
+	} else {
+		s = slot_of(fd, 0);
+		/* Two threads at once on one connection: not followed. */
+		if (!s || __atomic_exchange_n(&s->busy, 1, __ATOMIC_ACQUIRE)) {
+			stop_following(c);
+			return;
+		}
+		if (s->gen != conn_gen(c)) {
+			__atomic_store_n(&s->busy, 0, __ATOMIC_RELEASE);
+			stop_following(c);
+			return;
+		}
+	}
+	over = feed(&s->x, wrote, io, off, n);
+	if (s->x.mode == H1_OFF)
+		stop_following(c);
+	__atomic_store_n(&s->busy, 0, __ATOMIC_RELEASE);
+	if (over)
+		conn_exchange_over(c);
+}
