@@ -5,6 +5,7 @@
 #   make test       unit + integration tests, then the same under ASan/UBSan
 #   make bench      benchmarks (ratios against native, same launch)
 #   make check-real real programs, CPython's suites, TSan, stress, fuzzing
+#   make lateness   how late the first expiry comes, per real client program
 #   make fuzz       the libFuzzer harnesses, FUZZ_SECONDS (default 30) each
 #   make install    PREFIX=/usr/local DESTDIR= (make uninstall: the same)
 #
@@ -41,9 +42,10 @@ endif
 CORE_MODS  := self policy conn dlheap match conf_load conf_parse conf_faults \
               conf_check conf_rules names fault http1
 # Interposition layer and engine.
-SHIM_MODS  := real fdtab log engine track connect io exchange wait expire reaper holds dns \
+SHIM_MODS  := real fdtab log log_line engine reload live track connect io exchange wait expire reaper holds dns \
               stats inject inject_io inject_wait wrap_socket wrap_io wrap_fd \
-              wrap_wait wrap_signal wrap_dns wrap_proc signals
+              wrap_wait wrap_signal wrap_dns wrap_proc signals \
+              xfer stream wrap_splice observe
 
 CORE_OBJS  := $(CORE_MODS:%=$(BUILD)/obj/%.o)
 SHIM_OBJS  := $(SHIM_MODS:%=$(BUILD)/obj/%.o)
@@ -59,7 +61,7 @@ UNIT_BIN   := $(BUILD)/tests/unit
 INTEG_BIN  := $(BUILD)/tests/integration
 
 .PHONY: all deps test-deps test test-plain test-asan demo bench bench-publish install \
-        uninstall clean check-real realworld-build tsan-build fuzz fuzz-build
+        uninstall clean check-real realworld-build tsan-build fuzz fuzz-build lateness
 .DEFAULT_GOAL := all
 
 TOOL_BINS  := $(if $(wildcard tools/deadline.c),$(BUILD)/deadline)
@@ -88,9 +90,20 @@ MULTIARCH   ?= $(shell $(CC) -print-multiarch 2>/dev/null)
 DEADLINE_DIRS = -DDL_LIBDIR='"$(LIBDIR)"' -DDL_BINDIR='"$(BINDIR)"' \
                 -DDL_MULTIARCH='"$(MULTIARCH)"'
 
-$(BUILD)/deadline: tools/deadline.c $(CORE_LIB) | $(BUILD)
+# deadline --outside (tools/outside*.c, tools/diag.c) logs through the
+# shim's own log.c and log_line.c (and real.c, which they call).
+OUTSIDE_SRCS := tools/outside.c tools/outside_track.c tools/outside_proc.c \
+                tools/diag.c
+# deadline observe / suggest / report (docs/observe.md).
+OBSERVE_SRCS := tools/observe.c tools/suggest.c tools/report.c
+DEADLINE_OBJS = $(BUILD)/obj/log.o $(BUILD)/obj/log_line.o $(BUILD)/obj/real.o
+
+$(BUILD)/deadline: tools/deadline.c $(OUTSIDE_SRCS) $(OBSERVE_SRCS) \
+                   $(wildcard tools/*.h) shim/observe.h \
+                   $(DEADLINE_OBJS) $(CORE_LIB) | $(BUILD)
 	$(CC) $(BASE_CFLAGS) $(DEADLINE_DIRS) $(LDHARDEN) -o $@ $< \
-	    $(CORE_LIB) $(LIBS)
+	    $(OUTSIDE_SRCS) $(OBSERVE_SRCS) $(DEADLINE_OBJS) $(CORE_LIB) \
+	    $(LIBS) -lm
 
 $(BUILD)/helpers/%: tests/helpers/%.c tests/helpers/helpers.h | $(BUILD)/helpers
 	$(CC) $(BASE_CFLAGS) $(LDHARDEN) -Wno-missing-prototypes -o $@ $< -lpthread
@@ -147,7 +160,7 @@ CORE_SRCS  := shim/policy.c shim/conf_load.c shim/conf_parse.c \
               shim/conf_faults.c shim/conf_check.c shim/conf_rules.c \
               shim/match.c shim/fault.c
 
-$(RW_BIN): $(RW_SRCS) tests/realworld/rw.h tests/integration/harness.h | $(BUILD)/tests
+$(RW_BIN): $(RW_SRCS) $(wildcard tests/realworld/*.h) tests/integration/harness.h | $(BUILD)/tests
 	$(CC) $(BASE_CFLAGS) -Wno-missing-prototypes -Itests/integration -o $@ \
 	    $(RW_SRCS) -lcriterion -lpthread
 
@@ -173,6 +186,13 @@ fuzz: fuzz-build
 
 check-real: realworld-build tsan-build fuzz-build
 	BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/realworld/run
+
+# make lateness: every client program of docs/compatibility.md this machine
+# has, 20 runs each under a 300 ms request deadline against a server that
+# never answers; prints p50/p99 of how late the first expiry came
+# (LATENESS_ARGS: e.g. --runs 5 --markdown).  Measures, asserts nothing.
+lateness: all
+	@BUILD=$(BUILD) tools/lateness $(LATENESS_ARGS)
 
 demo: all
 	@tools/ensure-deps demo
@@ -229,7 +249,8 @@ install: all
 	trap 'rm -rf "$$tmp"' EXIT; \
 	echo "$(CC) ... -o $(DESTDIR)$(BINDIR)/deadline (for LIBDIR=$(LIBDIR) BINDIR=$(BINDIR))"; \
 	$(CC) $(BASE_CFLAGS) $(DEADLINE_DIRS) $(LDHARDEN) -o "$$tmp/deadline" \
-	    tools/deadline.c $(CORE_LIB) $(LIBS) || exit 1; \
+	    tools/deadline.c $(OUTSIDE_SRCS) $(OBSERVE_SRCS) $(DEADLINE_OBJS) \
+	    $(CORE_LIB) $(LIBS) -lm || exit 1; \
 	install -m 0755 "$$tmp/deadline" $(DESTDIR)$(BINDIR)/deadline || exit 1; \
 	for page in man1/deadline.1 man7/libdeadline.7; do \
 	    echo "install -m 0644 docs/$${page#*/} $(DESTDIR)$(MANDIR)/$$page (naming $(DOCDIR))"; \

@@ -14,6 +14,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <poll.h>
 #include <unistd.h>
@@ -70,11 +72,30 @@ static int connect_wait(int fd, struct dl_conn *c)
 			}
 		}
 		conn_connected(c);
+		observe_connected(fd, c);
 		/* The kernel still says "connecting" until connect() is
 		 * called again; done lazily if the program ever does. */
 		__atomic_fetch_or(&c->st, CONN_UNSETTLED, __ATOMIC_ACQ_REL);
 		return 0;
 	}
+}
+
+/* Is fd still in its handshake (TCP_INFO: SYN sent)?  A connect() that
+ * returned 0 at once with TCP_FASTOPEN_CONNECT set and a cookie known has
+ * sent nothing yet: the first write's SYN carries the data
+ * (connect_write); until its handshake is done the connection is still
+ * connecting, under its connect deadline.  errno kept. */
+static int connect_syn_sent(int fd)
+{
+	struct tcp_info ti;
+	socklen_t l = sizeof(ti);
+	int saved = errno, r;
+
+	memset(&ti, 0, sizeof(ti));
+	r = REAL(getsockopt)(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) == 0 &&
+	    ti.tcpi_state == TCP_SYN_SENT;
+	errno = saved;
+	return r;
 }
 
 /* Where fd is connecting to, for the log (a connect that never completes
@@ -134,7 +155,8 @@ static int connect_blocking_once(int fd, struct dl_conn *c,
 	e = errno;
 	REAL(fcntl64)(fd, F_SETFL, fl);
 	if (r == 0) {
-		conn_connected(c);
+		if (!connect_syn_sent(fd))
+			conn_connected(c);
 		errno = saved;
 		return 0;
 	}
@@ -223,12 +245,47 @@ static int backoff_sleep(const struct dl_conn *c, uint32_t ms)
 	return 0;
 }
 
+/* Start tracking fd's connection to addr (outbound): its rule, the
+ * connect and request deadlines from now, its faults (*faulted, when
+ * faulted is not NULL).  NULL when nothing applies or fd is not a TCP
+ * socket: the caller passes the call through.  errno may change. */
+static struct dl_conn *connect_track(int fd, struct dl_conn *c, uint32_t st,
+				     const struct sockaddr *addr, socklen_t len,
+				     int *faulted)
+{
+	uint16_t rule = engine_rule_for(fd, addr, len, 0);
+	int f = inject_on && engine_faults_attach(fd, c, rule, addr, len, 0, 1);
+
+	if (!engine_rule_active(rule) && !f)
+		return 0;
+	if (!(st & CONN_SOCK)) {
+		if (!track_sock_is_tcp(fd) || !(c = fdtab_get(fd)))
+			return 0;
+		__atomic_store_n(&c->st, CONN_SOCK, __ATOMIC_RELEASE);
+	}
+	CONN_STORE(c->rule, rule);
+	CONN_STORE(c->ino, track_inode_of(fd));
+	remember_peer(fd, addr, len);
+	conn_start(c, limits_of(c), 0, 1, clock_now());
+	observe_conn(fd, c, addr, len, 0);
+	stats_count(&stats_of(c)->conns, 1);
+	inject_announce();	/* the faults line, once per process */
+	DL_DEBUG("track fd=%d outbound rule=%s limits_ms=%u/%u/%u/%u", fd,
+		 eff_of(c)->rule_name, limits_of(c)->ms[0], limits_of(c)->ms[1],
+		 limits_of(c)->ms[2], limits_of(c)->ms[3]);
+	expire_refile(fd, c);
+	if (f)
+		f = engine_faults_attach(fd, c, rule, addr, len, 0, 0);
+	if (faulted)
+		*faulted = f;
+	return c;
+}
+
 int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	struct dl_conn *c = fdtab_peek(fd);
 	uint32_t st = c ? conn_state(c) : 0;
 	int fl = -1, r, e, saved = errno, faulted = 0;
-	uint16_t rule;
 
 	dl_self.intr = 0; /* only a handler deferred during this call counts */
 	if ((st & CONN_EXPIRED) && expire_fail(fd, c))
@@ -279,29 +336,11 @@ int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		}
 		return REAL(connect)(fd, addr, len);
 	}
-	rule = engine_rule_for(fd, addr, len, 0);
-	faulted = inject_on && engine_faults_attach(fd, c, rule, addr, len, 0, 1);
-	if (!engine_rule_active(rule) && !faulted)
+	c = connect_track(fd, c, st, addr, len, &faulted);
+	if (!c) {
+		errno = saved;
 		return REAL(connect)(fd, addr, len);
-	if (!(st & CONN_SOCK)) {
-		if (!track_sock_is_tcp(fd) || !(c = fdtab_get(fd))) {
-			errno = saved;
-			return REAL(connect)(fd, addr, len);
-		}
-		__atomic_store_n(&c->st, CONN_SOCK, __ATOMIC_RELEASE);
 	}
-	CONN_STORE(c->rule, rule);
-	CONN_STORE(c->ino, track_inode_of(fd));
-	remember_peer(fd, addr, len);
-	conn_start(c, limits_of(c), 0, 1, clock_now());
-	stats_count(&stats_of(c)->conns, 1);
-	inject_announce();	/* the faults line, once per process */
-	DL_DEBUG("track fd=%d outbound rule=%s limits_ms=%u/%u/%u/%u", fd,
-		 eff_of(c)->rule_name, limits_of(c)->ms[0], limits_of(c)->ms[1],
-		 limits_of(c)->ms[2], limits_of(c)->ms[3]);
-	expire_refile(fd, c);
-	if (faulted)
-		faulted = engine_faults_attach(fd, c, rule, addr, len, 0, 0);
 	errno = saved;
 
 	if (track_app_nonblocking(fd, c, &fl)) {
@@ -323,9 +362,9 @@ int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		/* Event loops learn the result later (SO_ERROR): no retries. */
 		r = REAL(connect)(fd, addr, len);
 		e = errno;
-		if (r == 0)
+		if (r == 0 && !connect_syn_sent(fd))
 			conn_connected(c);
-		else if (e != EINPROGRESS && e != EINTR)
+		else if (r < 0 && e != EINPROGRESS && e != EINTR)
 			engine_on_close(fd);
 		errno = e;
 		return r;
@@ -394,6 +433,239 @@ int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		engine_on_close(fd);
 	errno = e;
 	return -1;
+}
+
+/* ------------------------------------------------------------------------
+ * Writes that make the handshake: TCP Fast Open
+ *
+ * sendto/sendmsg with MSG_FASTOPEN connect and send in one call (the data
+ * rides on the SYN when the kernel has a cookie for the server); with
+ * TCP_FASTOPEN_CONNECT, connect() returns at once and the first write
+ * does it.  Either way the write is where the handshake happens: it is
+ * made with MSG_DONTWAIT, and a blocking program then waits for the
+ * handshake in the private set under the connect deadline (connect_wait)
+ * before the rest of its data goes like any write.  Not retried: the
+ * request may already have reached the server in the SYN.
+ */
+
+/* The write as one attempt that does not wait (MSG_DONTWAIT). */
+static ssize_t cw_attempt(int fd, struct dl_io *io)
+{
+	struct msghdr m;
+
+	if (io->xfer)
+		return io->xfer(fd, io, 0, io->len, 1);
+	switch (io->op) {
+	case OP_WRITE:
+		return REAL(send)(fd, io->buf, io->len, MSG_DONTWAIT);
+	case OP_SEND:
+		return REAL(send)(fd, io->buf, io->len, io->flags | MSG_DONTWAIT);
+	case OP_SENDTO:
+		return REAL(sendto)(fd, io->buf, io->len, io->flags | MSG_DONTWAIT,
+				    io->to, io->tolen);
+	case OP_WRITEV:
+		memset(&m, 0, sizeof(m));
+		m.msg_iov = (struct iovec *)io->iov;
+		m.msg_iovlen = (size_t)io->iovcnt;
+		return REAL(sendmsg)(fd, &m, MSG_DONTWAIT);
+	case OP_SENDMSG:
+		return REAL(sendmsg)(fd, io->msg, io->flags | MSG_DONTWAIT);
+	default:
+		errno = EINVAL;
+		return -1;
+	}
+}
+
+static size_t cw_total(const struct dl_io *io)
+{
+	const struct iovec *v = io->op == OP_WRITEV ? io->iov
+			      : io->op == OP_SENDMSG ? io->msg->msg_iov : 0;
+	size_t n = io->op == OP_WRITEV ? (size_t)io->iovcnt
+		 : io->op == OP_SENDMSG ? io->msg->msg_iovlen : 0, t = 0;
+
+	if (!v)
+		return io->len;
+	for (size_t i = 0; i < n; i++)
+		t += v[i].iov_len;
+	return t;
+}
+
+/* n bytes of io went out (on the SYN while still connecting: the connect
+ * deadline stays armed until the handshake is done). */
+static void cw_sent(int fd, struct dl_conn *c, struct dl_io *io, ssize_t n,
+		    int connecting)
+{
+	int64_t before = conn_deadline(c, 0);
+	int64_t cdl = __atomic_load_n(&c->dl[DL_PH_CONNECT], __ATOMIC_RELAXED);
+	int earlier;
+
+	if (n <= 0)
+		return;
+	stats_count(&stats_of(c)->bytes_out, (uint64_t)n);
+	if (!connecting)
+		observe_moved(fd, c, 1);
+	earlier = conn_on_write(c, limits_of(c), n, clock_now);
+	if (connecting && cdl) {
+		__atomic_store_n(&c->dl[DL_PH_CONNECT], cdl, __ATOMIC_RELAXED);
+		__atomic_fetch_or(&c->st, CONN_CONNECTING, __ATOMIC_ACQ_REL);
+	}
+	if (earlier)
+		expire_refile_if_earlier(fd, c, before);
+	exchange_moved(fd, c, 1, io->xfer ? 0 : io, 0, (size_t)n);
+}
+
+/* The rest of io after its first off bytes, as a plain write on the
+ * connection now established (no MSG_FASTOPEN, no address). */
+static ssize_t cw_rest(int fd, struct dl_io *io, size_t off)
+{
+	struct dl_io rest = *io;
+	struct msghdr m;
+	struct iovec small[8], *iv = small;
+	const struct iovec *src = 0;
+	size_t cnt = 0;
+	ssize_t r;
+
+	rest.flags &= ~MSG_FASTOPEN;
+	rest.to = 0;
+	rest.tolen = 0;
+	if (io->xfer) {
+		rest.len -= off;
+		rest.xfinal = 0;
+		return engine_io(fd, &rest);
+	}
+	if (io->op != OP_WRITEV && io->op != OP_SENDMSG) {
+		rest.op = OP_SEND;
+		rest.buf = (char *)io->buf + off;
+		rest.len -= off;
+		return engine_io(fd, &rest);
+	}
+	memset(&m, 0, sizeof(m));
+	if (io->op == OP_WRITEV) {
+		src = io->iov;
+		cnt = (size_t)io->iovcnt;
+		rest.flags = 0;
+	} else {
+		src = io->msg->msg_iov;
+		cnt = io->msg->msg_iovlen;
+		if (!off) { /* nothing went yet: ancillary data goes now */
+			m.msg_control = io->msg->msg_control;
+			m.msg_controllen = io->msg->msg_controllen;
+		}
+	}
+	while (cnt && off >= src->iov_len) {
+		off -= src->iov_len;
+		src++;
+		cnt--;
+	}
+	if (cnt > sizeof(small) / sizeof(small[0]) &&
+	    !(iv = malloc(cnt * sizeof(*iv))))
+		return -1;
+	for (size_t i = 0; i < cnt; i++)
+		iv[i] = src[i];
+	if (cnt) {
+		iv[0].iov_base = (char *)iv[0].iov_base + off;
+		iv[0].iov_len -= off;
+	}
+	m.msg_iov = iv;
+	m.msg_iovlen = cnt;
+	rest.op = OP_SENDMSG;
+	rest.msg = &m;
+	r = engine_io(fd, &rest);
+	if (iv != small) {
+		int e = errno;
+		free(iv);
+		errno = e;
+	}
+	return r;
+}
+
+ssize_t connect_write(int fd, struct dl_conn *c, struct dl_io *io, int began)
+{
+	int blocking = !(io->flags & MSG_DONTWAIT) &&
+		       !track_app_nonblocking(fd, c, 0);
+	int saved = errno, e;
+	ssize_t r, w;
+
+	r = cw_attempt(fd, io);
+	e = errno;
+	if (r < 0 && e != EINPROGRESS && e != EAGAIN && e != EWOULDBLOCK) {
+		/* Refused, unreachable...: nothing left to bound. */
+		if (began && e != EINTR && !(conn_state(c) & CONN_EXPIRED))
+			engine_on_close(fd);
+		errno = e;
+		return -1;
+	}
+	if (r >= 0 && !connect_syn_sent(fd)) {
+		/* Connected already: an ordinary write. */
+		conn_connected(c);
+		cw_sent(fd, c, io, r, 0);
+		if (!blocking || (size_t)r >= cw_total(io)) {
+			errno = saved;
+			return r;
+		}
+		w = cw_rest(fd, io, (size_t)r);
+		if (w < 0 && r == 0)
+			return -1;
+		errno = saved;
+		return r + (w > 0 ? w : 0);
+	}
+	/* The handshake runs; r bytes (if any) went on the SYN. */
+	cw_sent(fd, c, io, r, 1);
+	if (!blocking) {
+		if (r >= 0) {
+			errno = saved;
+			return r;
+		}
+		/* A connection past its deadline never answers EAGAIN. */
+		if (e != EINPROGRESS && expire_overdue(fd, c, clock_now()))
+			return -1;
+		errno = e;
+		return -1;
+	}
+	if (connect_wait(fd, c) < 0) {
+		/* The handshake failed or its deadline passed: the kernel
+		 * reports that, whatever the SYN carried. */
+		e = errno;
+		if (began && e != EINTR && !(conn_state(c) & CONN_EXPIRED))
+			engine_on_close(fd);
+		errno = e;
+		return -1;
+	}
+	if (r < 0)
+		r = 0;
+	if ((size_t)r >= cw_total(io)) {
+		errno = saved;
+		return r;
+	}
+	w = cw_rest(fd, io, (size_t)r);
+	if (w < 0 && r == 0)
+		return -1;
+	errno = saved;
+	return r + (w > 0 ? w : 0);
+}
+
+ssize_t engine_fastopen(int fd, struct dl_io *io)
+{
+	const struct sockaddr *to = io->op == OP_SENDMSG ? io->msg->msg_name
+							  : io->to;
+	socklen_t tolen = io->op == OP_SENDMSG ? io->msg->msg_namelen
+					       : io->tolen;
+	struct dl_conn *c = fdtab_peek(fd);
+	uint32_t st = c ? conn_state(c) : 0;
+	int saved = errno;
+
+	if ((st & CONN_TRACKED) && !self_outside())
+		return engine_io(fd, io);
+	if (to && tolen >= sizeof(sa_family_t) &&
+	    (to->sa_family == AF_INET || to->sa_family == AF_INET6) &&
+	    (c = connect_track(fd, c, st, to, tolen, 0))) {
+		errno = saved;
+		return connect_write(fd, c, io, 1);
+	}
+	errno = saved;
+	if (io->op == OP_SENDMSG)
+		return REAL(sendmsg)(fd, io->msg, io->flags);
+	return REAL(sendto)(fd, io->buf, io->len, io->flags, to, tolen);
 }
 
 int engine_getsockopt(int fd, int level, int name, void *val, socklen_t *len)

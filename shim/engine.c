@@ -60,10 +60,14 @@ uint16_t engine_rule_for(int fd, const struct sockaddr *addr, socklen_t len,
 	socklen_t llen = sizeof(local);
 	struct conf_peer p;
 	const struct conf_rule *r;
+	const struct rules_gen *g;
 	char host[NAMES_NAME_MAX + 1];
 
-	if (!E.conf.nrules || !addr || !E.neff)
-		return 0;
+	/* A changed DEADLINE_CONFIG applies from the next connection on. */
+	live_poll();
+	g = rules_now();
+	if (!g->conf->nrules || !addr)
+		return (uint16_t)g->base;
 	memset(&p, 0, sizeof(p));
 	p.host = names_lookup(addr, host, sizeof(host)) ? host : 0;
 	p.addr = addr;
@@ -73,8 +77,8 @@ uint16_t engine_rule_for(int fd, const struct sockaddr *addr, socklen_t len,
 		p.local = (struct sockaddr *)&local;
 		p.locallen = llen;
 	}
-	r = conf_match(&E.conf, &p);
-	return r && r->index < E.neff ? r->index : 0;
+	r = conf_match(g->conf, &p);
+	return (uint16_t)(g->base + (r ? r->index : 0));
 }
 
 /* Fault injection for a connection to/from addr under rule: set up when
@@ -85,7 +89,9 @@ int engine_faults_attach(int fd, struct dl_conn *c, uint16_t rule,
 {
 	char host[NAMES_NAME_MAX + 1];
 	const char *h = names_lookup(addr, host, sizeof(host)) ? host : 0;
-	const struct conf_effective *e = rule < E.neff ? &E.eff[rule] : 0;
+	const struct conf_effective *e =
+		rule < __atomic_load_n(&E.neff, __ATOMIC_ACQUIRE) ? &E.eff[rule]
+								  : 0;
 
 	if (probe_only)
 		return inject_wants(e, h, addr, len, inbound);
@@ -95,9 +101,13 @@ int engine_faults_attach(int fd, struct dl_conn *c, uint16_t rule,
 /* Does anything apply to this rule?  (Limits, or connect retries.) */
 int engine_rule_active(uint16_t rule)
 {
-	const struct conf_effective *e = rule < E.neff ? &E.eff[rule] : &engine_eff_none;
+	const struct conf_effective *e =
+		rule < __atomic_load_n(&E.neff, __ATOMIC_ACQUIRE)
+			? &E.eff[rule]
+			: &engine_eff_none;
 
-	return policy_limits_any(&e->limits) || e->connect_retries;
+	return policy_limits_any(&e->limits) || e->connect_retries ||
+	       OBS_ON(); /* observing tracks every connection */
 }
 
 /* ------------------------------------------------------------------------
@@ -140,11 +150,28 @@ static void atfork_child(void)
 	holds_atfork_child();
 	expire_atfork_child();
 	reaper_atfork_child();
+	live_atfork_child();
 	names_fork_release();
 	engine_unlock();
 }
 
 static int config_load(void);
+
+/* DEADLINE_STATS, and its format (stats.c). */
+static void stats_path_load(void)
+{
+	/* A copy: some daemons write their process title over the
+	 * environment (redis-server, nginx). */
+	static char buf[4096];
+	const char *v = secure_getenv("DEADLINE_STATS");
+
+	E.stats_path = 0;
+	if (v && *v && strlen(v) < sizeof(buf)) {
+		memcpy(buf, v, strlen(v) + 1);
+		E.stats_path = buf;
+	}
+	stats_start();
+}
 
 /* DEADLINE_DEBUG: one line at load saying the shim is active, and with
  * what.  Only then does it cost anything (a readlink of /proc/self/exe). */
@@ -197,6 +224,7 @@ void engine_init(void)
 				 __ATOMIC_RELEASE);
 		if (dl_log_debug_on)
 			log_start_line(on);
+		live_start();
 	}
 	errno = saved;
 }
@@ -249,37 +277,21 @@ static int config_load(void)
 				    path);
 			conf_free(&E.conf);
 			conf_unused = 1;
+			/* Nothing applies; a fixed file is picked up by
+			 * the reload check (reload.c). */
+			stats_path_load();
+			if (rules_start(&E.conf, path, 0, &env) < 0)
+				E.stats_path = 0;
 			return 0;
 		}
 	}
 	conf_apply_env_overrides(&E.conf, &env);
-	E.neff = E.conf.nrules + 1;
-	E.eff = calloc(E.neff, sizeof(*E.eff));
-	if (!E.eff) {
-		E.neff = 0;
+	stats_path_load();
+	active = rules_start(&E.conf, path, 1, &env);
+	if (active < 0) {
+		E.stats_path = 0;
 		dl_log_warn("out of memory at start; passing everything through");
 		return 0;
-	}
-	conf_effective(&E.conf, 0, &E.eff[0]);
-	if (!E.have_file)
-		E.eff[0].rule_name = "env";
-	for (size_t i = 0; i < E.conf.nrules; i++)
-		if (E.conf.rules[i].index < E.neff)
-			conf_effective(&E.conf, &E.conf.rules[i],
-				       &E.eff[E.conf.rules[i].index]);
-	{
-		const char *td = secure_getenv("DEADLINE_TEARDOWN");
-		if (td && *td) {
-			int fin = strcmp(td, "close") == 0;
-			if (!fin && strcmp(td, "reset") != 0)
-				dl_log_conf(DL_CONF_WARNING, NULL,
-					    "DEADLINE_TEARDOWN=\"%.32s\" is "
-					    "not reset or close; using reset",
-					    td);
-			for (size_t i = 0; i < E.neff; i++)
-				E.eff[i].teardown = fin ? CONF_TEARDOWN_CLOSE
-							: CONF_TEARDOWN_RESET;
-		}
 	}
 	if (inject_load(&E.conf) < 0 && env_flag("DEADLINE_STRICT")) {
 		dl_log_conf(DL_CONF_EXIT, NULL, "DEADLINE_STRICT is set: "
@@ -288,20 +300,7 @@ static int config_load(void)
 	}
 	if (inject_on)
 		active = 1;
-	for (size_t i = 0; i < E.neff; i++) {
-		if (engine_rule_active((uint16_t)i) || E.eff[i].dns_timeout_ms)
-			active = 1;
-		if (E.eff[i].limits.ms[DL_PH_IDLE])
-			E.any_idle = 1;
-	}
-	E.stats_path = secure_getenv("DEADLINE_STATS");
-	if (E.stats_path && !*E.stats_path)
-		E.stats_path = 0;
-	if (E.stats_path) {
-		E.stats = calloc(E.neff, sizeof(*E.stats));
-		if (!E.stats)
-			E.stats_path = 0;
-	}
+	active |= observe_start();
 	return active;
 }
 

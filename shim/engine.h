@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -111,11 +112,13 @@ enum dl_op {
 	OP_RECV,
 	OP_RECVFROM,
 	OP_RECVMSG,
+	OP_XFER_IN, /* splice from the socket (xfer.c) */
 	OP_WRITE, /* first write-side op */
 	OP_WRITEV,
 	OP_SEND,
 	OP_SENDTO,
 	OP_SENDMSG,
+	OP_XFER_OUT, /* sendfile, splice into the socket (xfer.c) */
 };
 
 struct dl_io {
@@ -130,12 +133,39 @@ struct dl_io {
 	const struct iovec *iov;
 	int iovcnt;
 	struct msghdr *msg;
+	/* OP_XFER_*: one transfer of at most n bytes, `done` having moved
+	 * already; attempt: the socket must not block (an attempt), else the
+	 * call exactly as the program made it.  It may set xfinal with its
+	 * -1/EAGAIN: the program's pipe, not the socket, would block. */
+	ssize_t (*xfer)(int fd, struct dl_io *io, size_t done, size_t n,
+			int attempt);
+	void *xarg;
+	int xfinal;
 };
 
 /* engine_io - perform io on fd: the real call when untracked, else
  * non-blocking attempts and waits in the private epoll set, bounded by the
  * fd's deadlines. */
 ssize_t engine_io(int fd, struct dl_io *io);
+
+/* --- zero-copy transfers and stdio streams (xfer.c, stream.c) ---------- */
+
+/* sendfile into a tracked socket out_fd, bounded by its deadlines
+ * (sendfile64 is the same call on LP64). */
+ssize_t engine_sendfile(int out_fd, int in_fd, off_t *offset, size_t count);
+/* splice with a tracked socket at one end (the other is a pipe). */
+ssize_t engine_splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out,
+		      size_t len, unsigned int flags);
+/* engine_fdopen - fdopen of a tracked socket: a stream whose reads and
+ * writes go through the shim (so stdio is bounded by the deadlines); the
+ * real fdopen when that cannot be done.  Same errno as fdopen. */
+FILE *engine_fdopen(int fd, const char *mode);
+
+/* --- TCP Fast Open (connect.c) ---------------------------------------- */
+
+/* engine_fastopen - sendto/sendmsg with MSG_FASTOPEN on a socket not yet
+ * tracked: an implicit connect to io's address, tracked like connect(). */
+ssize_t engine_fastopen(int fd, struct dl_io *io);
 
 /* --- the program's own waits (wrap_wait.c) ----------------------------- */
 

@@ -8,6 +8,8 @@
  *              socket options, close_range
  *   connect.c  connect(): the connect deadline, retries with back-off
  *   io.c       the read/write families: attempts, turns, injected faults
+ *   xfer.c     sendfile and splice: attempts for io.c's loop
+ *   stream.c   stdio streams on tracked sockets (fdopen)
  *   exchange.c when an HTTP/1 exchange is over (the request deadline met)
  *   wait.c     the shim's private waits (one ppoll per blocked call)
  *   expire.c   the deadline heap, expiry and teardown
@@ -17,6 +19,8 @@
  *              calls and deferred (slow) closes, high, CLOEXEC, spared
  *   dns.c      name learning, getaddrinfo's dns_timeout, dns faults
  *   stats.c    DEADLINE_STATS counters
+ *   observe.c  DEADLINE_OBSERVE: no limits, histograms of each phase
+ *              instead (hooks in observe.h)
  *
  * Locking: E.lk guards the deadline heap, the orphan and deferred-close
  * tables and the registry of own descriptors, and serialises teardown
@@ -34,21 +38,29 @@
 #include "dlheap.h"
 #include "engine.h"
 #include "names.h"
+#include "observe.h"
 #include "policy.h"
 #include "self.h"
 #include "signals.h"
 
 /* ---- engine.c: shared state ------------------------------------------ */
 
-/* Counters per rule for DEADLINE_STATS. */
+/* Counters per rule for DEADLINE_STATS; the histograms (stats.c) hold
+ * how long the phases that were met took: [STATS_NBUCKETS] is +Inf. */
+#define STATS_NHIST 3		/* connect, first byte, request */
+#define STATS_NBUCKETS 14
 struct rule_stats {
 	uint64_t conns, expiries[DL_PH_COUNT], retries, bytes_in, bytes_out;
+	uint64_t hist[STATS_NHIST][STATS_NBUCKETS + 1];
+	uint64_t hist_sum_ns[STATS_NHIST];
 };
 
 struct engine_state {
 	int init_state; /* 0 none, 1 running, 2 done */
-	struct conf conf;
-	/* What each rule resolves to: [0] no rule matched, [i] rule i. */
+	struct conf conf; /* as loaded at start (reload.c: the rules now) */
+	/* What each rule resolves to: [0] no rule matched, [i] rule i; each
+	 * reload appends its own entries (reload.c).  eff and stats never
+	 * move; entries below neff (acquire) never change. */
 	struct conf_effective *eff;
 	struct rule_stats *stats;
 	size_t neff;
@@ -83,11 +95,15 @@ static inline const struct conf_effective *eff_of(const struct dl_conn *c)
 {
 	uint16_t r = CONN_LOAD(c->rule);
 
-	return r < E.neff ? &E.eff[r] : &engine_eff_none;
+	return r < __atomic_load_n(&E.neff, __ATOMIC_ACQUIRE) ? &E.eff[r]
+							      : &engine_eff_none;
 }
 
+/* While observing (observe.c) no limit applies to any connection. */
 static inline const struct dl_limits *limits_of(const struct dl_conn *c)
 {
+	if (OBS_ON())
+		return &observe_no_limits;
 	return &eff_of(c)->limits;
 }
 
@@ -125,8 +141,70 @@ static inline struct rule_stats *stats_of(const struct dl_conn *c)
 {
 	uint16_t r = CONN_LOAD(c->rule);
 
-	return E.stats && r < E.neff ? &E.stats[r] : &stats_sink;
+	return E.stats && r < __atomic_load_n(&E.neff, __ATOMIC_ACQUIRE)
+		       ? &E.stats[r]
+		       : &stats_sink;
 }
+
+/* stats_start - choose the format (after E.stats_path is set);
+ * stats_write_live - rewrite the Prometheus file now (0, or -1). */
+extern int stats_prom;
+void stats_start(void);
+int stats_write_live(void);
+
+/* stats_phase_met - phase ph (connect, first byte, request) of c was met
+ * at now, its deadline having been dl (ns): observed in the duration
+ * histograms (the phase started at dl minus its limit). */
+void stats_phase_met(const struct dl_conn *c, enum dl_phase ph, int64_t dl,
+		     int64_t now);
+
+/* ---- reload.c: the rules now, and reloading them ----------------------- */
+
+/* One generation of rules: the configuration and where its entries
+ * start in E.eff (its defaults; rule i at base + i).  Immutable once
+ * published, and never freed (a connection may still use its entries). */
+struct rules_gen {
+	const struct conf *conf;
+	uint32_t base;
+	uint32_t number;	/* 0 at start, then 1, 2, ... */
+};
+
+/* rules_now - the generation new connections use. */
+const struct rules_gen *rules_now(void);
+/* rules_start - publish generation 0 from c (env overrides applied, or
+ * used = 0: the file was bad, nothing applies).  Returns 1 if anything is
+ * to be enforced, 0 if not, -1 out of memory. */
+int rules_start(const struct conf *c, const char *path, int used,
+		const struct dl_limits *env);
+/* rules_check - DEADLINE_CONFIG changed since it was last looked at?
+ * Then load it whole and publish it, or keep the rules and log why.
+ * At most one caller at a time; others return at once. */
+void rules_check(void);
+/* rules_atfork_child - no check is running in the child. */
+void rules_atfork_child(void);
+/* rules_reload_counts - reloads applied and refused so far. */
+void rules_reload_counts(unsigned *ok, unsigned *bad);
+
+/* ---- live.c: what a long-running process gets while it runs --------- */
+
+/* live_start - after the configuration: read DEADLINE_STATS_INTERVAL and
+ * decide whether anything is to be done while the program runs. */
+void live_start(void);
+/* live_poll - on a path that starts a connection: in a threaded process
+ * start the live thread, else do what is due (reload check, counters). */
+extern int live_on;
+void live_poll_slow(void);
+static inline void live_poll(void)
+{
+	if (__builtin_expect(__atomic_load_n(&live_on, __ATOMIC_RELAXED), 0))
+		live_poll_slow();
+}
+/* live_atfork_child - the child has no live thread. */
+void live_atfork_child(void);
+/* live_open_own - open path for the shim's own use at a high number
+ * (never 0..2, never left at a low number the program could reuse).
+ * -1 with errno when it cannot. */
+int live_open_own(const char *path, int flags, int mode);
 
 /* ---- wait.c: the private waits ---------------------------------------- */
 
@@ -225,6 +303,15 @@ void holds_atfork_child(void);
  * HTTP/1 exchanges and meets the request deadline when they are over. */
 void exchange_moved(int fd, struct dl_conn *c, int wrote,
 		    const struct dl_io *io, size_t off, size_t n);
+
+/* ---- connect.c ------------------------------------------------------- */
+
+/* connect_write - a write on c while it is connecting: the one that
+ * makes a TCP Fast Open handshake, or waits for a pending one.  Bounded
+ * by the connect deadline, which it leaves armed until the handshake is
+ * done; began: this call started the connection (sendto MSG_FASTOPEN).
+ * Returns what the kernel's blocking or non-blocking call would. */
+ssize_t connect_write(int fd, struct dl_conn *c, struct dl_io *io, int began);
 
 /* ---- track.c ---------------------------------------------------------- */
 

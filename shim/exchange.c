@@ -153,7 +153,8 @@ void exchange_moved(int fd, struct dl_conn *c, int wrote,
 		 * deadline is to be met? */
 		int b = wrote ? first_byte(io, off) : -1;
 
-		if (b < 'A' || b > 'Z' || !limits_of(c)->ms[DL_PH_REQUEST] ||
+		if (b < 'A' || b > 'Z' ||
+		    (!limits_of(c)->ms[DL_PH_REQUEST] && !OBS_ON()) ||
 		    !(s = slot_of(fd, 1))) {
 			stop_following(c);
 			return;
@@ -182,6 +183,8 @@ void exchange_moved(int fd, struct dl_conn *c, int wrote,
 	if (s->x.mode == H1_OFF)
 		stop_following(c);
 	__atomic_store_n(&s->busy, 0, __ATOMIC_RELEASE);
-	if (over)
+	if (over) {
 		conn_exchange_over(c);
+		observe_over(fd, c);
+	}
 }

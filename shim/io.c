@@ -40,6 +40,8 @@ static int is_write_op(enum dl_op op)
 /* The call exactly as the program made it. */
 static ssize_t io_real(int fd, const struct dl_io *io)
 {
+	if (io->xfer) /* sendfile, splice (xfer.c) */
+		return io->xfer(fd, (struct dl_io *)io, 0, io->len, 0);
 	switch (io->op) {
 	case OP_READ:
 		return REAL(read)(fd, io->buf, io->len);
@@ -63,6 +65,9 @@ static ssize_t io_real(int fd, const struct dl_io *io)
 				    io->tolen);
 	case OP_SENDMSG:
 		return REAL(sendmsg)(fd, io->msg, io->flags);
+	case OP_XFER_IN:
+	case OP_XFER_OUT:
+		break; /* io->xfer, above */
 	}
 	errno = EINVAL;
 	return -1;
@@ -82,6 +87,8 @@ static ssize_t io_attempt(int fd, const struct dl_io *io, size_t done,
 	size_t n = io->len - done < cap ? io->len - done : cap;
 	ssize_t r;
 
+	if (io->xfer) /* sendfile, splice (xfer.c) */
+		return io->xfer(fd, (struct dl_io *)io, done, n, 1);
 	switch (io->op) {
 	case OP_READ:
 		return REAL(recv)(fd, (char *)io->buf + done, n, MSG_DONTWAIT);
@@ -206,7 +213,10 @@ static void note_moved(int fd, struct dl_conn *c, int wrote, ssize_t n,
 	if (earlier)
 		expire_refile_if_earlier(fd, c, before);
 	if (n > 0)
-		exchange_moved(fd, c, wrote, io, off, (size_t)n);
+		observe_moved(fd, c, wrote);
+	if (n > 0) /* what sendfile/splice move is not seen (io NULL) */
+		exchange_moved(fd, c, wrote, io && !io->xfer ? io : 0, off,
+			       (size_t)n);
 }
 
 /* A non-blocking call found nothing to move and would answer EAGAIN at
@@ -432,7 +442,8 @@ ssize_t engine_io(int fd, struct dl_io *io)
 	 * as the real call would. */
 	if (io_degenerate(io))
 		return io_real(fd, io);
-	faulted = inject_on && inject_has(fd, conn_gen(c));
+	/* Faults shape reads and writes, not sendfile/splice (xfer.c). */
+	faulted = inject_on && !io->xfer && inject_has(fd, conn_gen(c));
 	/* Nothing can fire during this call: the real call, untouched. */
 	if (!faulted && !conn_deadline(c, 0) &&
 	    !limits_of(c)->ms[DL_PH_IDLE]) {
@@ -447,6 +458,12 @@ ssize_t engine_io(int fd, struct dl_io *io)
 		}
 		return r;
 	}
+	/* A write that makes the handshake (TCP Fast Open) or waits for
+	 * it: under the connect deadline (connect.c).  Faulted connections
+	 * keep their faults' path. */
+	if (__builtin_expect(wrote && !faulted &&
+			     (conn_state(c) & CONN_CONNECTING), 0))
+		return connect_write(fd, c, io, 0);
 	keep_going = wrote || ((io->flags & MSG_WAITALL) &&
 			       (io->op == OP_RECV || io->op == OP_RECVFROM ||
 				io->op == OP_RECVMSG));
@@ -537,7 +554,7 @@ ssize_t engine_io(int fd, struct dl_io *io)
 				break;
 			continue;
 		}
-		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+		if ((errno != EAGAIN && errno != EWOULDBLOCK) || io->xfinal) {
 			if (errno == ENOTSOCK) { /* number reused behind us */
 				engine_on_close(fd);
 				errno = saved;

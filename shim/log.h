@@ -18,9 +18,19 @@
  *   file it dup2()ed there), lines are dropped and counted
  *   (dl_log_dropped).  Daemons should use DEADLINE_LOG=FILE.
  * - Writes never block on the log file (O_NONBLOCK, ours); stderr keeps the
- *   program's own file flags (a stderr socket is written with MSG_DONTWAIT).
+ *   program's own file flags (a stderr socket is written with MSG_DONTWAIT;
+ *   a blocking stderr pipe without room for the line is not written).
  *   A line that cannot be written is dropped.  A FIFO/pipe whose reader went
  *   away costs the line, never a SIGPIPE.
+ * - Rotation: before each line the path DEADLINE_LOG is looked up (stat);
+ *   when it no longer names the open file (renamed or removed), it is
+ *   opened again (created if missing) onto the same own number.  The file
+ *   is written with O_APPEND, so `copytruncate` works as it is.
+ * - Storms: event lines that name a rule are limited to DEADLINE_LOG_RATE
+ *   per second per rule (unset or 0: no limit); those left out are
+ *   counted and summed up in one "event=suppressed" line per rule once
+ *   their second is over (at the next line of that rule, the next tick of
+ *   live.c, or exit).
  *
  * Every function preserves errno.  The write path (dl_log_warn/conf/
  * fields/debugf) takes no lock and does not malloc; it calls only the
@@ -63,6 +73,23 @@ void dl_log_evict(int fd);
  * the log file, the log moves to a new high number first and keeps
  * working.  Never closes fd. */
 void dl_log_forget_fd(int fd);
+
+/* dl_log_fd_high - a close-on-exec copy of fd at a free high number (as
+ * the log file's), or -1. */
+int dl_log_fd_high(int fd);
+
+/* dl_log_suppressed - event lines left out by the rate limit so far. */
+unsigned long dl_log_suppressed(void);
+
+/* dl_log_flush_suppressed - write the "suppressed" line of every rule
+ * whose second is over (all: whatever its second, e.g. at exit). */
+void dl_log_flush_suppressed(int all);
+
+struct dl_field;
+/* dl_log_set_tap - tap(f, n) sees every event line of dl_log_fields
+ * before the rate limit or the destination can leave it out (set once,
+ * at start; tap must keep the promises above: no lock, no malloc). */
+void dl_log_set_tap(void (*tap)(const struct dl_field *f, int n));
 
 /* dl_log_dropped - lines dropped so far: the stderr rule refused them (fd
  * 2 closed or replaced), or the write failed (full pipe, EAGAIN, EPIPE). */

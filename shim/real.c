@@ -65,6 +65,9 @@ void dl_real_bind(void)
 	BIND(gethostbyname2_r);
 	BIND(vfork);
 	BIND(clone);
+	BIND(sendfile);
+	BIND(splice);
+	BIND(fdopen);
 	if (!dl_real.fcntl64)
 		__atomic_store_n(&dl_real.fcntl64, dl_real.fcntl,
 				 __ATOMIC_RELEASE);

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -73,6 +74,9 @@ struct dl_real {
 	sighandler_t (*signal)(int, sighandler_t);
 	pid_t (*vfork)(void);
 	int (*clone)(int (*)(void *), void *, int, void *, ...);
+	ssize_t (*sendfile)(int, int, off_t *, size_t);
+	ssize_t (*splice)(int, loff_t *, int, loff_t *, size_t, unsigned int);
+	FILE *(*fdopen)(int, const char *);
 };
 
 extern struct dl_real dl_real;

@@ -95,6 +95,7 @@ void engine_on_close(int fd)
 		errno = saved;
 		return;
 	}
+	observe_closed(fd, c);
 	engine_lock();
 	dlheap_remove(&E.heap, c);
 	expire_heap_sync_locked();
@@ -258,6 +259,7 @@ void engine_on_accept(int lfd, int fd, int flags)
 	CONN_STORE(c->rule, rule);
 	CONN_STORE(c->ino, track_inode_of(fd));
 	conn_start(c, limits_of(c), 1, 0, clock_now());
+	observe_conn(fd, c, 0, 0, 1);
 	stats_count(&stats_of(c)->conns, 1);
 	inject_announce();	/* the faults line, once per process */
 	DL_DEBUG("track fd=%d inbound rule=%s limits_ms=%u/%u/%u/%u", fd,

@@ -1,9 +1,13 @@
-/* wrap_io.c - the read and write families, plain and fortified.
+/* wrap_io.c - the read and write families, plain and fortified, and
+ * stdio streams on sockets (fdopen).
  *
  * An fd the shim does not track goes to the real function the program
  * called, before anything else; tracked ones go through engine_io.
+ * sendto/sendmsg with MSG_FASTOPEN on a socket not yet tracked are an
+ * implicit connect (connect.c).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -148,9 +152,13 @@ static ssize_t do_sendto(int fd, const void *buf, size_t n, int flags,
 			    .buf = (void *)buf, .len = n, .flags = flags,
 			    .to = to, .tolen = tolen };
 
-	if (!engine_tracked(fd))
+	if (!engine_tracked(fd)) {
+		if (__builtin_expect(flags & MSG_FASTOPEN, 0) && !plain && to &&
+		    engine_enabled())
+			return engine_fastopen(fd, &io);
 		return plain ? REAL(send)(fd, buf, n, flags)
 			     : REAL(sendto)(fd, buf, n, flags, to, tolen);
+	}
 	return engine_io(fd, &io);
 }
 
@@ -170,12 +178,33 @@ static ssize_t do_sendmsg(int fd, const struct msghdr *msg, int flags)
 	struct dl_io io = { .op = OP_SENDMSG, .msg = (struct msghdr *)msg,
 			    .flags = flags };
 
-	if (!engine_tracked(fd))
+	if (!engine_tracked(fd)) {
+		if (__builtin_expect(flags & MSG_FASTOPEN, 0) && msg &&
+		    msg->msg_name && engine_enabled())
+			return engine_fastopen(fd, &io);
 		return REAL(sendmsg)(fd, msg, flags);
+	}
 	return engine_io(fd, &io);
 }
 
 DL_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	return do_sendmsg(fd, msg, flags);
+}
+
+/* ---- stdio streams ------------------------------------------------------ */
+
+/* glibc's stdio reads and writes with internal calls the shim cannot
+ * see: a stream on a tracked socket is one whose reads and writes come
+ * through here (stream.c). */
+static FILE *do_fdopen(int fd, const char *mode)
+{
+	if (!engine_tracked(fd))
+		return REAL(fdopen)(fd, mode);
+	return engine_fdopen(fd, mode);
+}
+
+DL_EXPORT FILE *fdopen(int fd, const char *mode)
+{
+	return do_fdopen(fd, mode);
 }

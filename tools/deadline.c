@@ -26,6 +26,8 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "obsdata.h"
+#include "outside.h"
 #include "policy.h"
 
 /* Where `make install` puts the library and this program (the Makefile
@@ -63,6 +65,9 @@ static void usage(FILE *f)
 "Usage: %s [OPTIONS] [--] COMMAND [ARGS...]\n"
 "       %s check FILE\n"
 "       %s status PID\n"
+"       %s observe -o FILE [--interval D] [OPTIONS] [--] COMMAND [ARGS...]\n"
+"       %s suggest FILE... [--quantile Q] [--margin M]\n"
+"       %s report FILE... -o report.html [--log LOG.json] [--csv OUT.csv]\n"
 "\n"
 "Run COMMAND with libdeadline preloaded, so that its TCP connections get\n"
 "deadlines without changing the program.\n"
@@ -88,6 +93,13 @@ static void usage(FILE *f)
 "  --seed N           seed for fault decisions (DEADLINE_SEED)\n"
 "  --dry-run          log the faults that would be injected, inject none\n"
 "                     (DEADLINE_FAULTS_DRY_RUN=1)\n"
+"  --outside          enforce the deadlines from outside the program\n"
+"                     (sock_diag, SOCK_DESTROY; root or CAP_NET_ADMIN):\n"
+"                     for static and Go binaries (docs/outside.md)\n"
+"  --pid PID          with --outside: follow running process PID and its\n"
+"                     children instead of running COMMAND\n"
+"  --interval D       with --outside: how often the sockets are listed\n"
+"                     (default 100ms)\n"
 "  -h, --help         show this help and exit\n"
 "  -V, --version      show the version and exit\n"
 "\n"
@@ -102,9 +114,14 @@ static void usage(FILE *f)
 "line: exit 0 (loaded), 1 (not loaded), 2 (no such process, or not\n"
 "allowed to look).\n"
 "\n"
+"'observe' runs COMMAND enforcing no deadline, recording how long each\n"
+"phase takes per host into FILE; 'suggest' prints a configuration from\n"
+"such files; 'report' draws them as one HTML page (docs/observe.md; each\n"
+"takes --help).\n"
+"\n"
 "Exit status: COMMAND's, or 125 (deadline's own error), 126 (COMMAND\n"
 "cannot be run), 127 (COMMAND not found).\n",
-		prog, prog, prog);
+		prog, prog, prog, prog, prog, prog);
 }
 
 static void die_usage(const char *fmt, ...)
@@ -525,6 +542,50 @@ static void status_log(const char *pid, const char *dest)
 	}
 }
 
+/* DEADLINE_STATS=NAME.prom: the Prometheus counters the process keeps
+ * rewriting ("%p" in the name is its pid); the samples that are not 0. */
+static void status_prom(const char *pid, const char *file, const char *path)
+{
+	char name[PATH_MAX], *line = NULL;
+	size_t cap = 0, o = 0;
+	ssize_t n;
+	int shown = 0;
+	FILE *f;
+
+	for (const char *p = path; *p && o + strlen(pid) + 1 < sizeof(name);
+	     p++) {
+		if (p[0] == '%' && p[1] == 'p') {
+			o += (size_t)snprintf(name + o, sizeof(name) - o, "%s",
+					      pid);
+			p++;
+		} else {
+			name[o++] = *p;
+		}
+	}
+	name[o] = '\0';
+	f = fopen(name, "re");
+	if (!f) {
+		printf("stats: %s (cannot read it: %s)\n", file,
+		       strerror(errno));
+		return;
+	}
+	printf("stats: %s (Prometheus, rewritten while it runs), the counters "
+	       "that are not 0:\n", file);
+	while ((n = getline(&line, &cap, f)) >= 0) {
+		const char *v = strrchr(line, ' ');
+
+		if (line[0] == '#' || !v || strstr(line, "_bucket{") ||
+		    strtod(v + 1, NULL) == 0)
+			continue;
+		printf("  %s", line);
+		shown++;
+	}
+	if (!shown)
+		printf("  (none yet)\n");
+	fclose(f);
+	free(line);
+}
+
 /* The newest statistics line the process wrote to DEADLINE_STATS. */
 static void status_stats(const char *pid, const char *file)
 {
@@ -541,6 +602,10 @@ static void status_stats(const char *pid, const char *file)
 		snprintf(path, sizeof(path), "%s", file);
 	else
 		snprintf(path, sizeof(path), "/proc/%s/cwd/%s", pid, file);
+	if (strlen(path) > 5 && !strcmp(path + strlen(path) - 5, ".prom")) {
+		status_prom(pid, file, path);
+		return;
+	}
 	f = fopen(path, "re");
 	if (!f) {
 		printf("stats: %s (cannot read it: %s)\n", file,
@@ -1193,7 +1258,7 @@ static char *add_fault(char *list, const char *spec)
 enum {
 	OPT_CONFIG = 256, OPT_CONNECT, OPT_FIRST_BYTE, OPT_IDLE, OPT_REQUEST,
 	OPT_LOG, OPT_STRICT, OPT_FAULT, OPT_SEED, OPT_DRY_RUN, OPT_LOG_FORMAT,
-	OPT_STATS, OPT_TEARDOWN, OPT_DEBUG,
+	OPT_STATS, OPT_TEARDOWN, OPT_DEBUG, OPT_OUTSIDE, OPT_PID, OPT_INTERVAL,
 };
 
 static const struct option long_opts[] = {
@@ -1211,6 +1276,9 @@ static const struct option long_opts[] = {
 	{ "fault", required_argument, NULL, OPT_FAULT },
 	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "outside", no_argument, NULL, OPT_OUTSIDE },
+	{ "pid", required_argument, NULL, OPT_PID },
+	{ "interval", required_argument, NULL, OPT_INTERVAL },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -1222,12 +1290,20 @@ int main(int argc, char **argv)
 	static struct lib_search search;
 	const char *config = NULL, *logfile = NULL, *statsfile = NULL;
 	char *faults = NULL;
-	int strict = 0, opt, rc;
+	int strict = 0, opt, rc, outside = 0;
+	struct outside_opts oo = { 0, 0 };
 
 	if (argc >= 2 && strcmp(argv[1], "check") == 0)
 		return cmd_check(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "status") == 0)
 		return cmd_status(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "suggest") == 0)
+		return suggest_cmd(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "report") == 0)
+		return report_cmd(argc - 1, argv + 1);
+	/* observe returns in the child that runs the command (tools/observe.c). */
+	if (argc >= 2 && strcmp(argv[1], "observe") == 0)
+		observe_cmd(&argc, &argv);
 
 	/* '+': stop at the first non-option, which starts the command. */
 	/* ':' and opterr = 0: we word the messages (getopt would name
@@ -1300,6 +1376,27 @@ int main(int argc, char **argv)
 		case OPT_DRY_RUN:
 			setenv("DEADLINE_FAULTS_DRY_RUN", "1", 1);
 			break;
+		case OPT_OUTSIDE:
+			outside = 1;
+			break;
+		case OPT_PID: {
+			char *end;
+			long v;
+
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || v <= 0 ||
+			    v > INT_MAX)
+				die_usage("--pid '%s': not a process id", optarg);
+			oo.pid = (pid_t)v;
+			break;
+		}
+		case OPT_INTERVAL:
+			if (policy_parse_duration(optarg, &oo.interval_ms) < 0 ||
+			    !oo.interval_ms || oo.interval_ms > 10000)
+				die_usage("invalid duration for --interval: '%s' "
+					  "(1ms to 10s)", optarg);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1315,7 +1412,14 @@ int main(int argc, char **argv)
 			die_usage("unrecognized option '%s'", argv[optind - 1]);
 		}
 	}
-	if (optind >= argc)
+	if ((oo.pid || oo.interval_ms) && !outside)
+		die_usage("--pid and --interval go with --outside");
+	if (outside && faults)
+		die_usage("--fault cannot be used with --outside (faults are "
+			  "injected from inside the program)");
+	if (oo.pid && optind < argc)
+		die_usage("--pid PID follows a running process: no COMMAND");
+	if (optind >= argc && !oo.pid)
 		die_usage("missing command");
 
 	if (config)
@@ -1340,6 +1444,8 @@ int main(int argc, char **argv)
 	}
 	if (strict)
 		setenv("DEADLINE_STRICT", "1", 1);
+	if (outside)
+		return outside_run(&oo, oo.pid ? NULL : argv + optind);
 	if (find_library(&search, lib, sizeof(lib)) < 0)
 		die_no_library(&search);
 
