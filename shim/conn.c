@@ -49,9 +49,24 @@ void conn_start(struct dl_conn *c, const struct dl_limits *l, int inbound,
 			 (connecting ? 0 : CONN_CONNECTING));
 }
 
+void (*conn_met_hook)(const struct dl_conn *c, enum dl_phase ph,
+		      int64_t dl);
+
+/* The armed deadline of phase ph is met: disarm it, and tell the hook. */
+static void met(struct dl_conn *c, enum dl_phase ph)
+{
+	int64_t dl = get_dl(c, ph);
+
+	if (!dl)
+		return;
+	set_dl(c, ph, 0);
+	if (__builtin_expect(conn_met_hook != 0, 0))
+		conn_met_hook(c, ph, dl);
+}
+
 void conn_connected(struct dl_conn *c)
 {
-	set_dl(c, DL_PH_CONNECT, 0);
+	met(c, DL_PH_CONNECT);
 	set_bits(c, 0, CONN_CONNECTING);
 }
 
@@ -106,7 +121,7 @@ static int moved(struct dl_conn *c, const struct dl_limits *l, int wrote,
 		/* The peer's turn: for outbound, the response began; for
 		 * inbound, we answered and now wait for the next request. */
 		if (!inbound && get_dl(c, DL_PH_FIRST_BYTE))
-			set_dl(c, DL_PH_FIRST_BYTE, 0);
+			met(c, DL_PH_FIRST_BYTE);
 		else if (inbound && l->ms[DL_PH_FIRST_BYTE]) {
 			now = clock();
 			set_dl(c, DL_PH_FIRST_BYTE,
@@ -134,8 +149,7 @@ int conn_on_read(struct dl_conn *c, const struct dl_limits *l, ssize_t n,
 void conn_exchange_over(struct dl_conn *c)
 {
 	/* Moving later: the heap catches up lazily. */
-	if (get_dl(c, DL_PH_REQUEST))
-		set_dl(c, DL_PH_REQUEST, 0);
+	met(c, DL_PH_REQUEST);
 }
 
 int conn_on_wait(struct dl_conn *c, const struct dl_limits *l, int64_t now)

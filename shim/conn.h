@@ -119,6 +119,14 @@ int conn_on_write(struct dl_conn *c, const struct dl_limits *l, ssize_t n,
 int conn_on_read(struct dl_conn *c, const struct dl_limits *l, ssize_t n,
 		 conn_clock_fn clock);
 
+/* conn_met_hook - when set, called as a phase's armed deadline is met
+ * (not moved, not expired): connect when the handshake completes, first
+ * byte when the response's first byte is read, request when an exchange
+ * is over (conn_exchange_over).  dl is the deadline the phase had.  NULL
+ * (the default) costs one predictable branch. */
+extern void (*conn_met_hook)(const struct dl_conn *c, enum dl_phase ph,
+			     int64_t dl);
+
 /* conn_exchange_over - every request sent has had its whole response
  * (exchange.c): the request deadline is met, until the next request. */
 void conn_exchange_over(struct dl_conn *c);

@@ -152,11 +152,8 @@ extern int stats_prom;
 void stats_start(void);
 int stats_write_live(void);
 
-/* stats_phase_met - phase ph (connect, first byte, request) of c was met
- * at now, its deadline having been dl (ns): observed in the duration
- * histograms (the phase started at dl minus its limit). */
-void stats_phase_met(const struct dl_conn *c, enum dl_phase ph, int64_t dl,
-		     int64_t now);
+/* The duration histograms are fed through conn_met_hook (conn.h): the
+ * phase started at its deadline minus its limit, and was met then. */
 
 /* ---- reload.c: the rules now, and reloading them ----------------------- */
 

@@ -47,9 +47,11 @@ static const int64_t bucket_ns[STATS_NBUCKETS] = {
 	10000000000, 30000000000, 60000000000,
 };
 
-void stats_phase_met(const struct dl_conn *c, enum dl_phase ph, int64_t dl,
-		     int64_t now)
+/* conn_met_hook while the Prometheus file is kept. */
+static void stats_phase_met(const struct dl_conn *c, enum dl_phase ph,
+			    int64_t dl)
 {
+	int64_t now = clock_now();
 	static const int hist_of[DL_PH_COUNT] = {
 		[DL_PH_CONNECT] = 0, [DL_PH_FIRST_BYTE] = 1,
 		[DL_PH_IDLE] = -1, [DL_PH_REQUEST] = 2,
@@ -170,8 +172,10 @@ void stats_start(void)
 		stats_prom = ends_with(E.stats_path, ".prom");
 	}
 	stats_pid_label = strstr(E.stats_path, "%p") != 0;
-	if (stats_prom)
+	if (stats_prom) {
 		dl_log_set_tap(stats_tap);
+		conn_met_hook = stats_phase_met;
+	}
 }
 
 /* ------------------------------------------------------------------------

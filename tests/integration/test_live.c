@@ -242,3 +242,42 @@ Test(live, rate_limit_and_counters)
 	}
 	dl_result_free(&r);
 }
+
+/* The duration histograms: one keep-alive connection, five HTTP/1
+ * exchanges with connect, first-byte and request deadlines armed (none
+ * fires).  The connect was met once, the first byte and the request five
+ * times each (the request when its response was read whole). */
+Test(live, duration_histograms)
+{
+	struct dl_server *s = dl_stallsrv("http", NULL);
+	struct dl_result r;
+	const char *prom;
+	char *text;
+
+	dl_require_shim();
+	prom = dl_str("%s/hist.prom", dl_tmpdir());
+	dl_run(&r, DL_V(py(), dl_src("tests/helpers/poolclient.py"),
+			"blocking", s->port_s, "/hello", "--count", "5",
+			"--gap", "0"),
+	       DL_V("DEADLINE_CONNECT_TIMEOUT=5s",
+		    "DEADLINE_FIRST_BYTE_TIMEOUT=5s",
+		    "DEADLINE_REQUEST_TIMEOUT=5s",
+		    dl_str("DEADLINE_STATS=%s", prom)), 1, 30000);
+	dl_assert_ok(&r, "poolclient.py");
+	dl_assert_run(&r, dl_line(r.out, "RESP 4 200 6 "),
+		      "five requests should succeed");
+	text = dl_read_file(prom);
+	dl_assert_run(&r,
+		      strstr(text, "libdeadline_connect_duration_seconds_count"
+				   "{rule=\"env\"} 1\n") &&
+		      strstr(text, "libdeadline_first_byte_duration_seconds_"
+				   "count{rule=\"env\"} 5\n") &&
+		      strstr(text, "libdeadline_request_duration_seconds_count"
+				   "{rule=\"env\"} 5\n") &&
+		      strstr(text, "libdeadline_request_duration_seconds_bucket"
+				   "{rule=\"env\",le=\"+Inf\"} 5\n"),
+		      "want 1 connect, 5 first-byte and 5 request durations:"
+		      "\n%s", text);
+	free(text);
+	dl_result_free(&r);
+}

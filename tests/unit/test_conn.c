@@ -194,3 +194,41 @@ Test(conn, epolled_socket_restarts_idle_when_bytes_move)
 	/* registered in an epoll set: always waited on, so idle runs on */
 	cr_assert_eq(conn_deadline(&c, 0), fake_now + 300 * MS);
 }
+
+static int met_ph[8], met_n;
+static int64_t met_dl[8];
+
+static void record_met(const struct dl_conn *cc, enum dl_phase ph, int64_t dl)
+{
+	(void)cc;
+	if (met_n < 8) {
+		met_ph[met_n] = ph;
+		met_dl[met_n++] = dl;
+	}
+}
+
+Test(conn, met_hook_sees_each_met_phase_once)
+{
+	lim.ms[DL_PH_CONNECT] = 100;
+	lim.ms[DL_PH_FIRST_BYTE] = 200;
+	lim.ms[DL_PH_REQUEST] = 500;
+	met_n = 0;
+	conn_met_hook = record_met;
+	conn_start(&c, &lim, 0, 1, fake_now);
+	conn_connected(&c);
+	conn_connected(&c); /* already met: nothing */
+	conn_on_write(&c, &lim, 5, fake_clock);
+	fake_now += 10 * MS;
+	conn_on_read(&c, &lim, 5, fake_clock);
+	conn_on_read(&c, &lim, 5, fake_clock); /* first byte already met */
+	conn_exchange_over(&c);
+	conn_exchange_over(&c);
+	conn_met_hook = 0;
+	cr_assert_eq(met_n, 3, "%d phases met", met_n);
+	cr_assert(met_ph[0] == DL_PH_CONNECT &&
+		  met_dl[0] == fake_now - 10 * MS + 100 * MS);
+	cr_assert(met_ph[1] == DL_PH_FIRST_BYTE &&
+		  met_dl[1] == fake_now - 10 * MS + 200 * MS);
+	cr_assert(met_ph[2] == DL_PH_REQUEST &&
+		  met_dl[2] == fake_now - 10 * MS + 500 * MS);
+}
