@@ -132,16 +132,18 @@ static void *gai_thread(void *p)
 
 static uint32_t dns_limit_ms(const char *node)
 {
+	const struct rules_gen *g = rules_now();
 	struct conf_effective ef;
 	struct conf_peer p;
 
 	if (!E.neff || OBS_ON()) /* observing: no limit */
 		return 0;
-	if (!E.conf.nrules)
-		return E.eff[0].dns_timeout_ms;
+	/* The rules in force now: a reload applies from the next lookup. */
+	if (!g->conf->nrules)
+		return E.eff[g->base].dns_timeout_ms;
 	memset(&p, 0, sizeof(p));
 	p.host = node;
-	conf_lookup(&E.conf, &p, &ef);
+	conf_lookup(g->conf, &p, &ef);
 	return ef.dns_timeout_ms;
 }
 
@@ -150,15 +152,16 @@ static uint32_t dns_limit_ms(const char *node)
  * resolve.  *ms is lowered by the time spent. */
 static int dns_fault(const char *node, uint32_t *ms)
 {
-	struct conf_effective ef, *e = E.neff ? &E.eff[0] : 0;
+	const struct rules_gen *g = rules_now();
+	struct conf_effective ef, *e = E.neff ? &E.eff[g->base] : 0;
 	uint32_t delay;
 	int rc;
 
-	if (E.neff && E.conf.nrules) {
+	if (E.neff && g->conf->nrules) {
 		struct conf_peer p;
 		memset(&p, 0, sizeof(p));
 		p.host = node;
-		conf_lookup(&E.conf, &p, &ef);
+		conf_lookup(g->conf, &p, &ef);
 		e = &ef;
 	}
 	rc = inject_dns(node, e, &delay);

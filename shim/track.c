@@ -225,7 +225,7 @@ void engine_on_accept(int lfd, int fd, int flags)
 		errno = saved;
 		return;
 	}
-	if ((E.conf.nrules || inject_on) &&
+	if ((rules_now()->conf->nrules || inject_on) &&
 	    getpeername(fd, (struct sockaddr *)&peer, &plen) == 0) {
 		rule = engine_rule_for(fd, (struct sockaddr *)&peer, plen, 1);
 		faulted = inject_on && engine_faults_attach(fd, 0, rule,
