@@ -203,6 +203,23 @@ void live_atfork_child(void);
  * -1 with errno when it cannot. */
 int live_open_own(const char *path, int flags, int mode);
 
+/* A growing text (the counters file, the observations): live_put appends
+ * like printf; on a failed allocation the text is marked oom and later
+ * puts do nothing.  Free p when done. */
+struct live_text {
+	char *p;
+	size_t n, cap;
+	int oom;
+};
+void live_put(struct live_text *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* live_replace - write t whole to tmp (opened with live_open_own; at_exit:
+ * with a plain open when that says EBUSY, stdio being closed), then rename
+ * it to name, so that a reader sees the old file or the new one, never a
+ * part.  Returns 0, or an errno (tmp removed). */
+int live_replace(const char *name, const char *tmp,
+		 const struct live_text *t, int at_exit);
+
 /* ---- wait.c: the private waits ---------------------------------------- */
 
 enum wait_result {

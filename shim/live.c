@@ -30,6 +30,8 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/single_threaded.h>
@@ -46,6 +48,74 @@ static int started;		/* the thread (this process's) */
 static int ticking;		/* a tick is running */
 
 #define RELOAD_EVERY_NS CLOCK_NS_PER_SEC
+
+void live_put(struct live_text *b, const char *fmt, ...)
+{
+	va_list ap;
+	int m;
+
+	if (b->oom)
+		return;
+	for (;;) {
+		size_t room = b->cap - b->n;
+		size_t nc;
+		char *np;
+
+		va_start(ap, fmt);
+		m = vsnprintf(b->p ? b->p + b->n : 0, room, fmt, ap);
+		va_end(ap);
+		if (m < 0) {
+			b->oom = 1;
+			return;
+		}
+		if ((size_t)m < room) {
+			b->n += (size_t)m;
+			return;
+		}
+		nc = b->cap ? b->cap * 2 : 65536;
+		while (nc < b->n + (size_t)m + 1)
+			nc *= 2;
+		np = realloc(b->p, nc);
+		if (!np) {
+			b->oom = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = nc;
+	}
+}
+
+int live_replace(const char *name, const char *tmp,
+		 const struct live_text *t, int at_exit)
+{
+	int fd, e = 0;
+
+	fd = live_open_own(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+				O_NONBLOCK | O_NOCTTY, 0644);
+	if (fd < 0 && errno == EBUSY && at_exit)
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+			       O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return errno;
+	for (size_t off = 0; off < t->n;) {
+		ssize_t w = REAL(write)(fd, t->p + off, t->n - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			e = w < 0 ? errno : EIO;
+			break;
+		}
+		off += (size_t)w;
+	}
+	if (REAL(close)(fd) < 0 && !e)
+		e = errno;
+	if (!e && rename(tmp, name) < 0)
+		e = errno;
+	if (e)
+		unlink(tmp);
+	return e;
+}
 
 int live_open_own(const char *path, int flags, int mode)
 {

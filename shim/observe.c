@@ -244,55 +244,8 @@ static struct oslot *slot_live(int fd, const struct dl_conn *c)
  * The file
  */
 
-struct obuf {
-	char *p;
-	size_t n, cap;
-	int oom;
-};
-
-static void bput(struct obuf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void bput(struct obuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int k;
-
-	if (b->oom)
-		return;
-	for (;;) {
-		size_t room = b->cap - b->n;
-
-		va_start(ap, fmt);
-		k = vsnprintf(b->p ? b->p + b->n : 0, room, fmt, ap);
-		va_end(ap);
-		if (k < 0) {
-			b->oom = 1;
-			return;
-		}
-		if ((size_t)k < room) {
-			b->n += (size_t)k;
-			return;
-		}
-		{
-			size_t nc = b->cap ? b->cap * 2 : 65536;
-			char *np;
-
-			while (nc < b->n + (size_t)k + 1)
-				nc *= 2;
-			np = realloc(b->p, nc);
-			if (!np) {
-				b->oom = 1;
-				return;
-			}
-			b->p = np;
-			b->cap = nc;
-		}
-	}
-}
-
 /* A word of the file: bytes outside '!'..'~' and '%' as %XX. */
-static void bword(struct obuf *b, const char *s)
+static void bword(struct live_text *b, const char *s)
 {
 	char w[3 * 300 + 1];
 	size_t o = 0;
@@ -308,7 +261,7 @@ static void bword(struct obuf *b, const char *s)
 			w[o++] = (char)ch;
 	}
 	w[o] = 0;
-	bput(b, " %s", w);
+	live_put(b, " %s", w);
 }
 
 static const char *const ph_names[OBS_NPH] = {
@@ -316,20 +269,20 @@ static const char *const ph_names[OBS_NPH] = {
 };
 
 /* The file's text into b; returns the number of h and t lines. */
-static size_t build(struct obuf *b)
+static size_t build(struct live_text *b)
 {
 	size_t lines = 0;
 	char exe[512];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 
 	exe[n > 0 ? n : 0] = 0;
-	bput(b, "# libdeadline observe file, format %d (docs/observe.md)\n",
+	live_put(b, "# libdeadline observe file, format %d (docs/observe.md)\n",
 	     OBS_FORMAT_VERSION);
-	bput(b, "v %d %u us\n", OBS_FORMAT_VERSION, OBS_SUB);
-	bput(b, "p %d %lld %lld", (int)getpid(), (long long)t0_wall_ms,
+	live_put(b, "v %d %u us\n", OBS_FORMAT_VERSION, OBS_SUB);
+	live_put(b, "p %d %lld %lld", (int)getpid(), (long long)t0_wall_ms,
 	     (long long)wall_ms());
 	bword(b, exe);
-	bput(b, "\n");
+	live_put(b, "\n");
 	for (size_t k = 0; k < OBS_KEYS; k++) {
 		const struct okey *ky = &keys[k];
 		const struct odata *d = &data[k];
@@ -345,11 +298,11 @@ static size_t build(struct obuf *b)
 				cnt += LD(h->n[i]);
 			if (!cnt)
 				continue;
-			bput(b, "h %s", ky->inbound ? "in" : "out");
+			live_put(b, "h %s", ky->inbound ? "in" : "out");
 			bword(b, ky->host);
-			bput(b, " %u", ky->port);
+			live_put(b, " %u", ky->port);
 			bword(b, ky->rule);
-			bput(b, " %s %llu %llu %llu", ph_names[ph],
+			live_put(b, " %s %llu %llu %llu", ph_names[ph],
 			     (unsigned long long)cnt,
 			     (unsigned long long)LD(h->sum_us),
 			     (unsigned long long)LD(h->max_us));
@@ -357,28 +310,28 @@ static size_t build(struct obuf *b)
 				uint64_t v = LD(h->n[i]);
 
 				if (v)
-					bput(b, " %u:%llu", i,
+					live_put(b, " %u:%llu", i,
 					     (unsigned long long)v);
 			}
-			bput(b, "\n");
+			live_put(b, "\n");
 			lines++;
 		}
 		for (unsigned i = 0; i < OBS_TL && !any_tl; i++)
 			any_tl = LD(d->tl[i]) != 0;
 		if (!any_tl)
 			continue;
-		bput(b, "t %s", ky->inbound ? "in" : "out");
+		live_put(b, "t %s", ky->inbound ? "in" : "out");
 		bword(b, ky->host);
-		bput(b, " %u", ky->port);
+		live_put(b, " %u", ky->port);
 		bword(b, ky->rule);
-		bput(b, " %lld %u", (long long)t0_wall_ms, LD(tl_bin_ms));
+		live_put(b, " %lld %u", (long long)t0_wall_ms, LD(tl_bin_ms));
 		for (unsigned i = 0; i < OBS_TL; i++) {
 			uint32_t v = LD(d->tl[i]);
 
 			if (v)
-				bput(b, " %u:%u", i, v);
+				live_put(b, " %u:%u", i, v);
 		}
-		bput(b, "\n");
+		live_put(b, "\n");
 		lines++;
 	}
 	return lines;
@@ -390,8 +343,8 @@ static void write_file(int at_exit)
 {
 	static int warned;
 	char name[4200], tmp[4300];
-	struct obuf b = { 0, 0, 0, 0 };
-	int fd, e = 0, saved = errno;
+	struct live_text b = { 0, 0, 0, 0 };
+	int e = 0, saved = errno;
 	size_t lines;
 
 	if (__atomic_exchange_n(&writing, 1, __ATOMIC_ACQUIRE))
@@ -403,33 +356,8 @@ static void write_file(int at_exit)
 	 * front of the program, a helper it forks). */
 	if (b.oom || (!lines && !wrote_once))
 		goto out;
-	fd = live_open_own(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-				O_NONBLOCK | O_NOCTTY, 0644);
-	if (fd < 0 && errno == EBUSY && at_exit)
-		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-			       O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		e = errno;
-		goto out;
-	}
-	for (size_t off = 0; off < b.n;) {
-		ssize_t w = REAL(write)(fd, b.p + off, b.n - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			e = w < 0 ? errno : EIO;
-			break;
-		}
-		off += (size_t)w;
-	}
-	if (REAL(close)(fd) < 0 && !e)
-		e = errno;
-	if (!e && rename(tmp, name) < 0)
-		e = errno;
-	if (e)
-		unlink(tmp);
-	else
+	e = live_replace(name, tmp, &b, at_exit);
+	if (!e)
 		wrote_once = 1;
 out:
 	free(b.p);

@@ -182,47 +182,6 @@ void stats_start(void)
  * The Prometheus text
  */
 
-struct buf {
-	char *p;
-	size_t n, cap;
-	int oom;
-};
-
-static void bput(struct buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void bput(struct buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int m;
-
-	if (b->oom)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		m = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
-		va_end(ap);
-		if (m < 0) {
-			b->oom = 1;
-			return;
-		}
-		if ((size_t)m < b->cap - b->n) {
-			b->n += (size_t)m;
-			return;
-		}
-		{
-			size_t nc = (b->cap + (size_t)m + 1) * 2;
-			char *np = realloc(b->p, nc);
-
-			if (!np) {
-				b->oom = 1;
-				return;
-			}
-			b->p = np;
-			b->cap = nc;
-		}
-	}
-}
-
 /* A label value: backslash, quote and newline escaped. */
 static const char *lv(char *out, size_t cap, const char *s)
 {
@@ -256,14 +215,14 @@ static int by_name(const void *a, const void *b)
 		      ((const struct agg *)b)->name);
 }
 
-static void help(struct buf *b, const char *name, const char *type,
+static void help(struct live_text *b, const char *name, const char *type,
 		 const char *text)
 {
-	bput(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+	live_put(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
 }
 
 /* The text into b.  Allocates; not for a signal handler. */
-static void build(struct buf *b)
+static void build(struct live_text *b)
 {
 	size_t n = __atomic_load_n(&E.neff, __ATOMIC_ACQUIRE), na = 0;
 	struct agg *a = calloc(n ? n : 1, sizeof(*a));
@@ -343,30 +302,30 @@ static void build(struct buf *b)
 #define RL lv(l, sizeof(l), a[i].name)
 	help(b, "libdeadline_connections_total", "counter",
 	     "Connections tracked, by the rule they started under.");
-	EACH_RULE bput(b, "libdeadline_connections_total{%srule=\"%s\"} %llu\n",
+	EACH_RULE live_put(b, "libdeadline_connections_total{%srule=\"%s\"} %llu\n",
 		       pidl, RL, (unsigned long long)a[i].s.conns);
 	help(b, "libdeadline_open_connections", "gauge",
 	     "Tracked connections open now (expired ones until the program "
 	     "closes them).");
-	EACH_RULE bput(b, "libdeadline_open_connections{%srule=\"%s\"} %llu\n",
+	EACH_RULE live_put(b, "libdeadline_open_connections{%srule=\"%s\"} %llu\n",
 		       pidl, RL, (unsigned long long)a[i].open);
 	help(b, "libdeadline_expiries_total", "counter",
 	     "Deadlines that fired, by rule and phase.");
 	EACH_RULE for (int p = 0; p < DL_PH_COUNT; p++)
-		bput(b, "libdeadline_expiries_total{%srule=\"%s\",phase=\"%s\"} "
+		live_put(b, "libdeadline_expiries_total{%srule=\"%s\",phase=\"%s\"} "
 		     "%llu\n", pidl, RL, policy_phase_name((enum dl_phase)p),
 		     (unsigned long long)a[i].s.expiries[p]);
 	help(b, "libdeadline_connect_retries_total", "counter",
 	     "Connect attempts retried (connect_retries).");
-	EACH_RULE bput(b, "libdeadline_connect_retries_total{%srule=\"%s\"} "
+	EACH_RULE live_put(b, "libdeadline_connect_retries_total{%srule=\"%s\"} "
 		       "%llu\n", pidl, RL, (unsigned long long)a[i].s.retries);
 	help(b, "libdeadline_received_bytes_total", "counter",
 	     "Bytes the program read on tracked connections.");
-	EACH_RULE bput(b, "libdeadline_received_bytes_total{%srule=\"%s\"} "
+	EACH_RULE live_put(b, "libdeadline_received_bytes_total{%srule=\"%s\"} "
 		       "%llu\n", pidl, RL, (unsigned long long)a[i].s.bytes_in);
 	help(b, "libdeadline_sent_bytes_total", "counter",
 	     "Bytes the program wrote on tracked connections.");
-	EACH_RULE bput(b, "libdeadline_sent_bytes_total{%srule=\"%s\"} %llu\n",
+	EACH_RULE live_put(b, "libdeadline_sent_bytes_total{%srule=\"%s\"} %llu\n",
 		       pidl, RL, (unsigned long long)a[i].s.bytes_out);
 	for (int h = 0; h < STATS_NHIST; h++) {
 		help(b, hname[h], "histogram", htext[h]);
@@ -375,16 +334,16 @@ static void build(struct buf *b)
 
 			for (int k = 0; k < STATS_NBUCKETS; k++) {
 				cum += a[i].s.hist[h][k];
-				bput(b, "%s_bucket{%srule=\"%s\",le=\"%s\"} "
+				live_put(b, "%s_bucket{%srule=\"%s\",le=\"%s\"} "
 				     "%llu\n", hname[h], pidl, RL, bucket_le[k],
 				     (unsigned long long)cum);
 			}
 			cum += a[i].s.hist[h][STATS_NBUCKETS];
-			bput(b, "%s_bucket{%srule=\"%s\",le=\"+Inf\"} %llu\n",
+			live_put(b, "%s_bucket{%srule=\"%s\",le=\"+Inf\"} %llu\n",
 			     hname[h], pidl, RL, (unsigned long long)cum);
-			bput(b, "%s_sum{%srule=\"%s\"} %.9f\n", hname[h], pidl,
+			live_put(b, "%s_sum{%srule=\"%s\"} %.9f\n", hname[h], pidl,
 			     RL, (double)a[i].s.hist_sum_ns[h] / 1e9);
-			bput(b, "%s_count{%srule=\"%s\"} %llu\n", hname[h],
+			live_put(b, "%s_count{%srule=\"%s\"} %llu\n", hname[h],
 			     pidl, RL, (unsigned long long)cum);
 		}
 	}
@@ -400,7 +359,7 @@ static void build(struct buf *b)
 
 		if (!__atomic_load_n(&tap[s].ready, __ATOMIC_ACQUIRE))
 			continue;
-		bput(b, "libdeadline_faults_injected_total{%srule=\"%s\","
+		live_put(b, "libdeadline_faults_injected_total{%srule=\"%s\","
 		     "fault=\"%s\"} %llu\n", pidl,
 		     lv(l, sizeof(l), tap[s].rule),
 		     lv(fk, sizeof(fk), tap[s].fault),
@@ -410,23 +369,23 @@ static void build(struct buf *b)
 	rules_reload_counts(&ok, &bad);
 	help(b, "libdeadline_config_reloads_total", "counter",
 	     "Changes of DEADLINE_CONFIG applied (ok) or refused (error).");
-	bput(b, "libdeadline_config_reloads_total{%sresult=\"ok\"} %u\n", pidl,
+	live_put(b, "libdeadline_config_reloads_total{%sresult=\"ok\"} %u\n", pidl,
 	     ok);
-	bput(b, "libdeadline_config_reloads_total{%sresult=\"error\"} %u\n",
+	live_put(b, "libdeadline_config_reloads_total{%sresult=\"error\"} %u\n",
 	     pidl, bad);
 	help(b, "libdeadline_config_rules", "gauge",
 	     "Rules in the configuration new connections use.");
-	bput(b, "libdeadline_config_rules%s%.*s%s %zu\n", *pidl ? "{" : "",
+	live_put(b, "libdeadline_config_rules%s%.*s%s %zu\n", *pidl ? "{" : "",
 	     *pidl ? (int)strlen(pidl) - 1 : 0, pidl, *pidl ? "}" : "",
 	     rules_now()->conf->nrules);
 	help(b, "libdeadline_log_lines_dropped_total", "counter",
 	     "Log lines that could not be written at once (dropped).");
-	bput(b, "libdeadline_log_lines_dropped_total%s%.*s%s %lu\n",
+	live_put(b, "libdeadline_log_lines_dropped_total%s%.*s%s %lu\n",
 	     *pidl ? "{" : "", *pidl ? (int)strlen(pidl) - 1 : 0, pidl,
 	     *pidl ? "}" : "", dl_log_dropped());
 	help(b, "libdeadline_log_lines_suppressed_total", "counter",
 	     "Log lines left out by DEADLINE_LOG_RATE.");
-	bput(b, "libdeadline_log_lines_suppressed_total%s%.*s%s %lu\n",
+	live_put(b, "libdeadline_log_lines_suppressed_total%s%.*s%s %lu\n",
 	     *pidl ? "{" : "", *pidl ? (int)strlen(pidl) - 1 : 0, pidl,
 	     *pidl ? "}" : "", dl_log_suppressed());
 }
@@ -456,9 +415,8 @@ int stats_write_live(void)
 {
 	static int warned;
 	char name[4096], tmp[4200];
-	struct buf b = { 0, 0, 0, 0 };
-	int fd, e = 0, saved = errno;
-	ssize_t w = 0;
+	struct live_text b = { 0, 0, 0, 0 };
+	int e, saved = errno;
 
 	if (!E.stats_path || !stats_prom)
 		return 0;
@@ -470,29 +428,7 @@ int stats_write_live(void)
 		errno = saved;
 		return -1;
 	}
-	fd = live_open_own(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-				   O_NONBLOCK | O_NOCTTY, 0644);
-	if (fd >= 0) {
-		for (size_t off = 0; off < b.n; off += (size_t)w) {
-			w = REAL(write)(fd, b.p + off, b.n - off);
-			if (w < 0 && errno == EINTR) {
-				w = 0;
-				continue;
-			}
-			if (w <= 0) {
-				e = w < 0 ? errno : EIO;
-				break;
-			}
-		}
-		if (REAL(close)(fd) < 0 && !e)
-			e = errno;
-		if (!e && rename(tmp, name) < 0)
-			e = errno;
-		if (e)
-			unlink(tmp);
-	} else {
-		e = errno;
-	}
+	e = live_replace(name, tmp, &b, 0);
 	free(b.p);
 	if (e && e != EBUSY && !__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
 		dl_log_warn("DEADLINE_STATS=%s: cannot write: %s", name,
