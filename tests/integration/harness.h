@@ -361,6 +361,37 @@ static DL_UNUSED const char *dl_src(const char *rel)
 	return NULL;
 }
 
+/* Nonzero when the shim under test is the ASan build (its runtime is
+ * preloaded before it, DL_PRELOAD_EXTRA). */
+static DL_UNUSED int dl_asan_run(void)
+{
+	const char *e = getenv("DL_PRELOAD_EXTRA");
+
+	return e && *e;
+}
+
+/* The word after " key" (e.g. "end=") in a line of key=value words, up
+ * to 63 bytes, copied (four buffers in turn); fails the test if absent. */
+static DL_UNUSED const char *dl_word(const char *line, const char *key)
+{
+	static char bufs[4][64];
+	static int next;
+	char *out = bufs[next++ % 4], pat[32];
+	const char *k;
+	size_t n;
+
+	dl_fmt(pat, sizeof(pat), " %s", key);
+	k = strstr(line, pat);
+	cr_assert(k, "no '%s' in '%.300s'", key, line);
+	k += strlen(pat);
+	n = strcspn(k, " \n");
+	if (n >= 64)
+		n = 63;
+	memcpy(out, k, n);
+	out[n] = '\0';
+	return out;
+}
+
 /* How many lines of text contain needle. */
 static DL_UNUSED int dl_count_lines(const char *text, const char *needle)
 {
@@ -458,6 +489,25 @@ static DL_UNUSED void dl_run(struct dl_result *r, const char *const *argv,
 			     long timeout_ms)
 {
 	dl_run_opts(r, argv, extra, preload, timeout_ms, NULL);
+}
+
+/* Run build/deadline args... (NULL-terminated).  In ASan runs the ASan
+ * runtime must come first in LD_PRELOAD for the command it starts: it
+ * and the shim are preloaded, and deadline keeps the shim in place. */
+static DL_UNUSED void dl_deadline(struct dl_result *r, const char *const *env,
+				  long timeout_ms, ...)
+{
+	const char *argv[48], *a;
+	va_list ap;
+	int n = 0;
+
+	argv[n++] = dl_path("deadline");
+	va_start(ap, timeout_ms);
+	while ((a = va_arg(ap, const char *)) && n < 46)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	dl_run(r, argv, env, dl_asan_run(), timeout_ms);
 }
 
 static DL_UNUSED void dl_result_free(struct dl_result *r)

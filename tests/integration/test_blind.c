@@ -93,26 +93,6 @@ static void bl_same(const char *const *env, const char *const *args,
 	dl_result_free(&shim);
 }
 
-static const char *bl_word(const char *line, const char *key)
-{
-	static char bufs[4][64];
-	static int next;
-	char *out = bufs[next++ % 4], pat[32];
-	const char *k;
-	size_t n;
-
-	dl_fmt(pat, sizeof(pat), " %s", key);
-	k = strstr(line, pat);
-	cr_assert(k, "no '%s' in '%.300s'", key, line);
-	k += strlen(pat);
-	n = strcspn(k, " \n");
-	if (n >= 64)
-		n = 63;
-	memcpy(out, k, n);
-	out[n] = '\0';
-	return out;
-}
-
 /* One event=deadline line for phase; the call failed with ETIMEDOUT
  * after ms in [limit, limit + slack] (ms_key: the RESULT's time). */
 static void bl_cut(const struct dl_result *r, const char *line,
@@ -122,7 +102,7 @@ static void bl_cut(const struct dl_result *r, const char *line,
 	char want[48];
 	long ms = dl_field(line, ms_key);
 
-	dl_assert_run(r, !strcmp(bl_word(line, err_key), "ETIMEDOUT"),
+	dl_assert_run(r, !strcmp(dl_word(line, err_key), "ETIMEDOUT"),
 		      "the call should fail with ETIMEDOUT");
 	dl_assert_run(r, dl_in_window(ms, limit),
 		      "cut at %ld ms, outside [%ld,%ld]", ms, limit,
@@ -184,7 +164,7 @@ Test(blind, sendfile_outbound_idle_cut)
 	       DL_V("sendfile", s->port_s, "--size", "16000000", "--loop"));
 	line = bl_result(&r);
 	bl_cut(&r, line, "err=", " ms=", "idle", 300);
-	dl_assert_run(&r, !strcmp(bl_word(line, "next="), "ETIMEDOUT"),
+	dl_assert_run(&r, !strcmp(dl_word(line, "next="), "ETIMEDOUT"),
 		      "the next sendfile should fail with ETIMEDOUT");
 	/* What the kernel moved is in the offset. */
 	dl_assert_run(&r, dl_field(line, " off=") > 0,
@@ -313,8 +293,8 @@ Test(blind, fgets_buffer_size_as_native)
 	bl_run(&nat, 0, NULL, DL_V("fgets", s->port_s));
 	bl_run(&shim, 1, DL_V("DEADLINE_REQUEST_TIMEOUT=20s"),
 	       DL_V("fgets", s->port_s));
-	cr_assert_str_eq(bl_word(bl_result(&shim), "bufsize="),
-			 bl_word(bl_result(&nat), "bufsize="));
+	cr_assert_str_eq(dl_word(bl_result(&shim), "bufsize="),
+			 dl_word(bl_result(&nat), "bufsize="));
 	dl_result_free(&nat);
 	dl_result_free(&shim);
 }
@@ -332,7 +312,7 @@ Test(blind, fgets_silent_first_byte_cut)
 	       DL_V("fgets", s->port_s, "--request", "GET / HTTP/1.0\\r\\n\\r\\n"));
 	line = bl_result(&r);
 	bl_cut(&r, line, "err=", " ms=", "first_byte", 400);
-	dl_assert_run(&r, !strcmp(bl_word(line, "ferror="), "1"),
+	dl_assert_run(&r, !strcmp(dl_word(line, "ferror="), "1"),
 		      "the stream's error flag should be set");
 	dl_result_free(&r);
 }
@@ -437,7 +417,7 @@ Test(blind, tfo_nonblocking_connect_deadline)
 	       DL_V("tfo", "--how", "sendto", "--server", "backlog", "--cookie",
 		    "--nonblock"));
 	line = bl_result(&r);
-	dl_assert_run(&r, !strcmp(bl_word(line, "so_error="), "ETIMEDOUT"),
+	dl_assert_run(&r, !strcmp(dl_word(line, "so_error="), "ETIMEDOUT"),
 		      "SO_ERROR should report ETIMEDOUT");
 	bl_cut(&r, line, "so_error=", " poll_ms=", "connect", 400);
 	dl_result_free(&r);

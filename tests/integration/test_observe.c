@@ -40,13 +40,6 @@ TestSuite(observe, .init = dl_setup, .fini = dl_teardown, .timeout = 120);
 #define DELAYS "0,10,20,30,40,50,60"
 #define FAULT "latency=30ms jitter=20ms"
 
-static int asan(void)
-{
-	const char *e = getenv("DL_PRELOAD_EXTRA");
-
-	return e && *e;
-}
-
 static const char *py(void)
 {
 	return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3"
@@ -56,24 +49,6 @@ static const char *py(void)
 static const char *tmp(const char *name)
 {
 	return dl_str("%s/%s", dl_tmpdir(), name);
-}
-
-/* build/deadline args... (NULL-terminated).  In ASan runs the ASan
- * runtime goes first in LD_PRELOAD (see test_policy.c, pol_deadline). */
-static void deadline(struct dl_result *r, const char *const *env,
-		     long timeout_ms, ...)
-{
-	const char *argv[48], *a;
-	va_list ap;
-	int n = 0;
-
-	argv[n++] = dl_path("deadline");
-	va_start(ap, timeout_ms);
-	while ((a = va_arg(ap, const char *)) && n < 46)
-		argv[n++] = a;
-	va_end(ap);
-	argv[n] = NULL;
-	dl_run(r, argv, env, asan(), timeout_ms);
 }
 
 /* A duration of the suggested file ("500ms", "2s", "1m") in ms. */
@@ -134,7 +109,7 @@ static void observe_run(const char *host, struct dl_server *srv,
 {
 	struct dl_result r;
 
-	deadline(&r, NULL, 90000, "observe", "-o", obs, "--fault", FAULT,
+	dl_deadline(&r, NULL, 90000, "observe", "-o", obs, "--fault", FAULT,
 		 "--log-format", "json", "--log", log, "--",
 		 dl_helper("obsclient"), host, srv->port_s, "--threads", "4",
 		 "--conns", "10", "--reqs", "3", "--delays", DELAYS, NULL);
@@ -206,7 +181,7 @@ Test(observe, suggest_and_enforce)
 			  e->d_name);
 	closedir(d);
 
-	deadline(&r, NULL, 30000, "suggest", obs, "-o", conf, NULL);
+	dl_deadline(&r, NULL, 30000, "suggest", obs, "-o", conf, NULL);
 	dl_assert_run(&r, r.exited && r.code == 0, "suggest failed");
 	dl_result_free(&r);
 	sug = dl_read_file(conf);
@@ -228,12 +203,12 @@ Test(observe, suggest_and_enforce)
 	cr_assert(idle >= 200 && idle <= 5000, "idle %ld\n%s", idle, sug);
 	cr_assert(req >= 200 && req <= 5000, "request %ld\n%s", req, sug);
 	free(sug);
-	deadline(&r, NULL, 30000, "check", conf, NULL);
+	dl_deadline(&r, NULL, 30000, "check", conf, NULL);
 	dl_assert_run(&r, r.exited && r.code == 0, "check failed");
 	dl_result_free(&r);
 
 	/* The same traffic under the suggested deadlines: all of it passes. */
-	deadline(&r, NULL, 90000, "--config", conf, "--fault", FAULT, "--",
+	dl_deadline(&r, NULL, 90000, "--config", conf, "--fault", FAULT, "--",
 		 dl_helper("obsclient"), "localhost", srv->port_s, "--threads",
 		 "4", "--conns", "10", "--reqs", "3", "--delays", DELAYS, NULL);
 	dl_assert_run(&r, r.exited && r.code == 0 &&
@@ -244,7 +219,7 @@ Test(observe, suggest_and_enforce)
 	/* A stalled answer (5 s) is cut at the first deadline to pass. */
 	first = fb < idle ? fb : idle;
 	first = first < req ? first : req;
-	deadline(&r, NULL, 30000, "--config", conf, "--",
+	dl_deadline(&r, NULL, 30000, "--config", conf, "--",
 		 dl_helper("obsclient"), "localhost", srv->port_s, "--delays",
 		 "5000", NULL);
 	dl_assert_run(&r, r.exited && r.code == 1 &&
@@ -311,7 +286,7 @@ Test(observe, parts_merged)
 	struct dl_result r;
 	char *text;
 
-	deadline(&r, NULL, 60000, "observe", "-o", obs, "--", "/bin/sh", "-c",
+	dl_deadline(&r, NULL, 60000, "observe", "-o", obs, "--", "/bin/sh", "-c",
 		 dl_str("%s localhost %s --conns 5 --delays 10 & "
 			"%s localhost %s --conns 7 --delays 10; wait", cl,
 			srv->port_s, cl, srv->port_s), NULL);
@@ -332,11 +307,11 @@ Test(observe, parts_merged)
 	}
 	free(text);
 	/* The exit status is the command's. */
-	deadline(&r, NULL, 30000, "observe", "-o", obs, "--", "/bin/sh", "-c",
+	dl_deadline(&r, NULL, 30000, "observe", "-o", obs, "--", "/bin/sh", "-c",
 		 "exit 3", NULL);
 	dl_assert_run(&r, r.exited && r.code == 3, "status");
 	dl_result_free(&r);
-	deadline(&r, NULL, 30000, "observe", "--", "true", NULL);
+	dl_deadline(&r, NULL, 30000, "observe", "--", "true", NULL);
 	dl_assert_run(&r, r.exited && r.code == 125, "no -o");
 	dl_result_free(&r);
 }
@@ -380,7 +355,7 @@ static void report_inputs(const char **obs, const char **log,
 	*obs = tmp("obs");
 	*log = tmp("log.json");
 	*conf = tmp("s.conf");
-	deadline(&r, NULL, 90000, "observe", "-o", *obs, "--fault", FAULT,
+	dl_deadline(&r, NULL, 90000, "observe", "-o", *obs, "--fault", FAULT,
 		 "--log-format", "json", "--log", *log, "--", "/bin/sh", "-c",
 		 dl_str("%s localhost %s --threads 4 --conns 10 --reqs 3 "
 			"--delays " DELAYS " & %s 127.0.0.2 %s --threads 2 "
@@ -389,10 +364,10 @@ static void report_inputs(const char **obs, const char **log,
 			dl_helper("obsclient"), b->port_s), NULL);
 	dl_assert_run(&r, r.exited && r.code == 0, "observe");
 	dl_result_free(&r);
-	deadline(&r, NULL, 30000, "suggest", *obs, "-o", *conf, NULL);
+	dl_deadline(&r, NULL, 30000, "suggest", *obs, "-o", *conf, NULL);
 	dl_assert_run(&r, r.exited && r.code == 0, "suggest");
 	dl_result_free(&r);
-	deadline(&r, NULL, 30000, "--config", *conf, "--log-format", "json",
+	dl_deadline(&r, NULL, 30000, "--config", *conf, "--log-format", "json",
 		 "--log", *log, "--", dl_helper("obsclient"), "localhost",
 		 a->port_s, "--delays", "5000", NULL);
 	dl_assert_run(&r, r.exited && r.code == 1, "stall not cut");
@@ -410,7 +385,7 @@ Test(observe, report_contents)
 	sug = dl_read_file(conf);
 	cr_assert(strstr(sug, "cidr = \"127.0.0.2/32\";"), "%s", sug);
 	free(sug);
-	deadline(&r, NULL, 30000, "report", obs, "--log", log, "--config",
+	dl_deadline(&r, NULL, 30000, "report", obs, "--log", log, "--config",
 		 conf, "-o", html, "--csv", csv, NULL);
 	dl_assert_run(&r, r.exited && r.code == 0, "report");
 	dl_result_free(&r);
@@ -496,7 +471,7 @@ Test(observe, report_browser)
 	if (access("/usr/bin/python3", X_OK) != 0)
 		cr_skip_test("python3 is needed to decode the screenshot");
 	report_inputs(&obs, &log, &conf);
-	deadline(&r, NULL, 30000, "report", obs, "--log", log, "--config",
+	dl_deadline(&r, NULL, 30000, "report", obs, "--log", log, "--config",
 		 conf, "-o", html, NULL);
 	dl_assert_run(&r, r.exited && r.code == 0, "report");
 	dl_result_free(&r);
@@ -623,7 +598,7 @@ Test(observe, report_size)
 				t % 1000, i % 250);
 	}
 	cr_assert(fclose(f) == 0);
-	deadline(&r, NULL, 60000, "report", obs, "--log", log, "-o", html,
+	dl_deadline(&r, NULL, 60000, "report", obs, "--log", log, "-o", html,
 		 NULL);
 	dl_assert_run(&r, r.exited && r.code == 0, "report");
 	dl_result_free(&r);

@@ -54,27 +54,6 @@ static const char *od_result(const struct dl_result *r)
 	return p;
 }
 
-/* The text of field key (e.g. "end=") in the RESULT line, copied. */
-static const char *od_word(const char *line, const char *key)
-{
-	static char bufs[4][64];
-	static int next;
-	char *out = bufs[next++ % 4], pat[32];
-	const char *k;
-	size_t n;
-
-	dl_fmt(pat, sizeof(pat), " %s", key);
-	k = strstr(line, pat);
-	cr_assert(k, "no '%s' in '%.200s'", key, line);
-	k += strlen(pat);
-	n = strcspn(k, " \n");
-	if (n >= 64)
-		n = 63;
-	memcpy(out, k, n);
-	out[n] = '\0';
-	return out;
-}
-
 /* How many libdeadline event=deadline lines the run logged. */
 static int od_deadline_lines(const char *err)
 {
@@ -120,14 +99,14 @@ static void od_expired(const struct dl_result *r, const char *err,
 	const char *line = od_result(r);
 	long ms = dl_field(line, " ms="), eagain = dl_field(line, " eagain=");
 
-	dl_assert_run(r, !strcmp(od_word(line, "end="), err),
+	dl_assert_run(r, !strcmp(dl_word(line, "end="), err),
 		      "the loop should end with %s, not EAGAIN for ever", err);
 	dl_assert_run(r, dl_in_window(ms, limit),
 		      "ended at %ld ms, outside [%ld,%ld]", ms, limit,
 		      limit + dl_slack());
 	dl_assert_run(r, !want_eagain || eagain > 0,
 		      "the loop should have seen EAGAIN before the deadline");
-	dl_assert_run(r, !strcmp(od_word(line, "next="), err),
+	dl_assert_run(r, !strcmp(dl_word(line, "next="), err),
 		      "the call after the expiry should fail with %s too",
 		      err);
 	od_one_deadline(r, phase, limit, limit);
@@ -274,14 +253,14 @@ Test(overdue, sleep_past_deadline_next_call_fails)
 	       DL_V("recv", s->port_s, "--sleep", "600"));
 	line = od_result(&r);
 	ms = dl_field(line, " ms=");
-	dl_assert_run(&r, !strcmp(od_word(line, "end="), "ETIMEDOUT"),
+	dl_assert_run(&r, !strcmp(dl_word(line, "end="), "ETIMEDOUT"),
 		      "the first call after the deadline should fail "
 		      "ETIMEDOUT");
 	dl_assert_run(&r, dl_field(line, " eagain=") == 0,
 		      "no call should have answered EAGAIN");
 	dl_assert_run(&r, dl_in_window(ms, 600), "ended at %ld ms, outside "
 		      "[600,%ld]", ms, 600 + dl_slack());
-	dl_assert_run(&r, !strcmp(od_word(line, "next="), "ETIMEDOUT"),
+	dl_assert_run(&r, !strcmp(dl_word(line, "next="), "ETIMEDOUT"),
 		      "later calls should fail ETIMEDOUT too");
 	od_one_deadline(&r, "request", 300, 600);
 	dl_result_free(&r);
@@ -301,11 +280,11 @@ Test(overdue, queued_data_delivered_then_expired)
 	       DL_V("recv", od_port(ports, "ready"), "--sleep", "600"));
 	line = od_result(&r);
 	ms = dl_field(line, " ms=");
-	dl_assert_run(&r, !strcmp(od_word(line, "data="),
+	dl_assert_run(&r, !strcmp(dl_word(line, "data="),
 				  "ABCDEFGHIJKLMNOPQRST"),
 		      "the bytes queued before the late call should be "
 		      "delivered");
-	dl_assert_run(&r, !strcmp(od_word(line, "end="), "ETIMEDOUT") &&
+	dl_assert_run(&r, !strcmp(dl_word(line, "end="), "ETIMEDOUT") &&
 				  dl_field(line, " eagain=") == 0,
 		      "the call after the data should fail ETIMEDOUT, "
 		      "never EAGAIN");
@@ -328,9 +307,9 @@ Test(overdue, blocking_queued_data_delivered_then_expired)
 	       DL_V("recv", od_port(ports, "ready"), "--block", "--request",
 		    "--sleep", "600", "--call", "read"));
 	line = od_result(&r);
-	dl_assert_run(&r, !strcmp(od_word(line, "data="),
+	dl_assert_run(&r, !strcmp(dl_word(line, "data="),
 				  "ABCDEFGHIJKLMNOPQRST") &&
-				  !strcmp(od_word(line, "end="), "ETIMEDOUT"),
+				  !strcmp(dl_word(line, "end="), "ETIMEDOUT"),
 		      "the queued bytes first, then ETIMEDOUT");
 	dl_assert_run(&r, dl_in_window(dl_field(line, " ms="), 600),
 		      "ended outside [600,%ld] ms", 600 + dl_slack());
@@ -350,10 +329,10 @@ Test(overdue, control_no_deadline_eagain_as_native)
 
 	od_run(&n, 0, NULL, DL_V("recv", s->port_s, "--max", "600"));
 	od_run(&r, 1, NULL, DL_V("recv", s->port_s, "--max", "600"));
-	dl_assert_run(&n, !strcmp(od_word(od_result(&n), "end="), "max") &&
+	dl_assert_run(&n, !strcmp(dl_word(od_result(&n), "end="), "max") &&
 				  dl_field(od_result(&n), " eagain=") > 0,
 		      "natively the loop should see EAGAIN until --max");
-	dl_assert_run(&r, !strcmp(od_word(od_result(&r), "end="), "max") &&
+	dl_assert_run(&r, !strcmp(dl_word(od_result(&r), "end="), "max") &&
 				  dl_field(od_result(&r), " eagain=") > 0,
 		      "without a deadline the loop should see EAGAIN until "
 		      "--max");
@@ -375,11 +354,11 @@ Test(overdue, control_deadline_not_due_eagain)
 	       DL_V("recv", s->port_s, "--request", "--max", "600"));
 	od_run(&w, 1, DL_V("DEADLINE_REQUEST_TIMEOUT=5s"),
 	       DL_V("send", "--max", "600"));
-	dl_assert_run(&r, !strcmp(od_word(od_result(&r), "end="), "max") &&
+	dl_assert_run(&r, !strcmp(dl_word(od_result(&r), "end="), "max") &&
 				  dl_field(od_result(&r), " eagain=") > 0 &&
 				  od_deadline_lines(r.err) == 0,
 		      "reads: EAGAIN until --max, no deadline line");
-	dl_assert_run(&w, !strcmp(od_word(od_result(&w), "end="), "max") &&
+	dl_assert_run(&w, !strcmp(dl_word(od_result(&w), "end="), "max") &&
 				  dl_field(od_result(&w), " eagain=") > 0 &&
 				  od_deadline_lines(w.err) == 0,
 		      "writes: EAGAIN until --max, no deadline line");
@@ -399,8 +378,8 @@ Test(overdue, control_data_before_deadline_delivered)
 	od_run(&r, 1, DL_V("DEADLINE_REQUEST_TIMEOUT=1500ms"),
 	       DL_V("recv", od_port(ports, "late"), "--want", "20"));
 	line = od_result(&r);
-	dl_assert_run(&r, !strcmp(od_word(line, "end="), "data") &&
-				  !strcmp(od_word(line, "data="),
+	dl_assert_run(&r, !strcmp(dl_word(line, "end="), "data") &&
+				  !strcmp(dl_word(line, "data="),
 					  "ABCDEFGHIJKLMNOPQRST") &&
 				  dl_field(line, " eagain=") > 0,
 		      "the late data should be delivered to the busy loop");

@@ -40,14 +40,6 @@ static int pol_within(long ms, long limit)
 	return ms >= limit && ms <= limit + pol_slack();
 }
 
-/* The shim under test is the ASan build (its runtime is preloaded). */
-static int pol_asan(void)
-{
-	const char *e = getenv("DL_PRELOAD_EXTRA");
-
-	return e && *e;
-}
-
 /* The Debian python3.  The python3 first on PATH may be a wrapper script
  * (pyenv) that runs a dozen processes, each of which would load the shim
  * and log on its own. */
@@ -485,7 +477,7 @@ static void bad_conf_transparent(int use_curl)
 
 Test(policy, bad_config_curl_works_as_without_shim)
 {
-	if (pol_asan())
+	if (dl_asan_run())
 		cr_skip("curl deadlocks at start-up with the ASan runtime "
 			"preloaded (even without the shim); the same property "
 			"is checked with python3 in "
@@ -958,25 +950,6 @@ Test(policy, inbound_slowloris_forking_daemon)
 /* 5. The deadline command                                             */
 /* ================================================================== */
 
-/* Run build/deadline args...  In ASan runs the ASan runtime must come
- * first in LD_PRELOAD for the command it starts: preload it (and the shim,
- * which deadline then finds already there and keeps in place). */
-static void pol_deadline(struct dl_result *r, const char *const *env,
-			 long timeout_ms, ...)
-{
-	const char *argv[40], *a;
-	va_list ap;
-	int n = 0;
-
-	argv[n++] = dl_path("deadline");
-	va_start(ap, timeout_ms);
-	while ((a = va_arg(ap, const char *)) && n < 38)
-		argv[n++] = a;
-	va_end(ap);
-	argv[n] = NULL;
-	dl_run(r, argv, env, pol_asan(), timeout_ms);
-}
-
 /* The names of the rules in a file: `name = "X"` lines. */
 static int rule_names(const char *text, char names[][64], int max)
 {
@@ -1026,7 +999,7 @@ Test(policy, deadline_check_shipped_examples)
 		int n = rule_names(text, names, 32), rows = 0;
 		struct dl_result r;
 
-		pol_deadline(&r, NULL, 5000, "check", path, NULL);
+		dl_deadline(&r, NULL, 5000, "check", path, NULL);
 		dl_assert_run(&r, r.exited && r.code == 0,
 			      "deadline check %s should exit 0", path);
 		dl_assert_run(&r, !strncmp(r.out, "NAME ", 5) &&
@@ -1079,7 +1052,7 @@ Test(policy, deadline_check_bad_fixtures)
 		struct dl_result r;
 		int nexp = 0;
 
-		pol_deadline(&r, NULL, 5000, "check", path, NULL);
+		dl_deadline(&r, NULL, 5000, "check", path, NULL);
 		dl_assert_run(&r, r.exited && r.code == 2,
 			      "deadline check %s should exit 2", base);
 		dl_assert_run(&r, !*r.out, "%s: no table expected", base);
@@ -1127,7 +1100,7 @@ Test(policy, deadline_command_request)
 
 	dl_require_shim();
 	s = dl_stallsrv("silent", NULL);
-	pol_deadline(&r, NULL, 8000, "--request", "500ms", "--", pol_py(),
+	dl_deadline(&r, NULL, 8000, "--request", "500ms", "--", pol_py(),
 		     "-c", py_stall_client, LO, s->port_s, NULL);
 	ms = pol_err(&r, name, sizeof(name));
 	dl_assert_run(&r, ms >= 0 && !strcmp(name, "ETIMEDOUT"),
@@ -1177,7 +1150,7 @@ Test(policy, deadline_command_exit_codes)
 		for (int k = 0; k < 6 && cases[i].args[k]; k++)
 			argv[n++] = cases[i].args[k];
 		argv[n] = NULL;
-		dl_run(&r, argv, NULL, pol_asan(), 5000);
+		dl_run(&r, argv, NULL, dl_asan_run(), 5000);
 		dl_assert_run(&r, r.exited && r.code == cases[i].code,
 			      "%s: deadline should exit %d", cases[i].what,
 			      cases[i].code);
@@ -1191,7 +1164,7 @@ Test(policy, deadline_command_exit_codes)
 	const char *bad = pol_file(bad_confs[2].name, bad_confs[2].text);
 	struct dl_result r;
 
-	pol_deadline(&r, NULL, 5000, "--config", bad, "--", "sh", "-c",
+	dl_deadline(&r, NULL, 5000, "--config", bad, "--", "sh", "-c",
 		     "echo ran", NULL);
 	dl_assert_run(&r, r.exited && r.code == 125 && !strstr(r.out, "ran"),
 		      "deadline --config BAD should exit 125 without running "

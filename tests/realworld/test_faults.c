@@ -49,15 +49,6 @@ static const char small_body[] = "libdeadline fault injection: small body\n";
 
 /* ------------------------------------------------------------------ */
 /* Plumbing                                                            */
-/* ------------------------------------------------------------------ */
-
-static int f_asan(void)
-{
-	const char *e = getenv("DL_PRELOAD_EXTRA");
-
-	return e && strstr(e, "libasan");
-}
-
 /* How late a program may end after a deadline (process start and exit
  * included), as in test_eventloop.c. */
 static long f_slack(void)
@@ -70,7 +61,7 @@ static void need_curl(void)
 	dl_require_shim();
 	if (!rw_have("curl"))
 		cr_skip_test("curl is not installed");
-	if (f_asan())
+	if (dl_asan_run())
 		cr_skip_test("curl deadlocks in setlocale() with the ASan "
 			     "runtime preloaded, shim or not");
 }
@@ -332,26 +323,6 @@ static int f_echod(const char *addr, const char *name)
 	return -1;
 }
 
-/* build/deadline args... (NULL-terminated).  In ASan runs the ASan
- * runtime must come first in LD_PRELOAD: it and the shim are preloaded
- * already, and deadline keeps the shim where it is (test_policy.c). */
-static void f_deadline(struct dl_result *r, const char *const *env,
-		       long timeout_ms, ...)
-{
-	const char *argv[48], *a;
-	va_list ap;
-	int n = 0;
-
-	argv[n++] = dl_path("deadline");
-	va_start(ap, timeout_ms);
-	while ((a = va_arg(ap, const char *)) && n < 46)
-		argv[n++] = a;
-	va_end(ap);
-	argv[n] = NULL;
-	cr_assert(access(argv[0], X_OK) == 0, "%s is missing (make)", argv[0]);
-	dl_run(r, argv, env, f_asan(), timeout_ms);
-}
-
 /* ================================================================== */
 /* 1. curl: latency, blackholes ended by deadlines                     */
 /* ================================================================== */
@@ -382,7 +353,7 @@ Test(faults, curl_first_byte_latency_300ms)
 
 	/* deadline --fault */
 	log_d = rw_tmp("deadline.log");
-	f_deadline(&d, NULL, 10000, "--fault", "host=127.0.0.1 latency=300ms",
+	dl_deadline(&d, NULL, 10000, "--fault", "host=127.0.0.1 latency=300ms",
 		   "--log", log_d, "--", "curl", "-q", "-sS", "--noproxy", "*",
 		   f_url(s, "small.txt"), NULL);
 	dl_assert_ok(&d, "deadline --fault ... -- curl");
@@ -1030,7 +1001,7 @@ Test(faults, deadline_fault_repeatable_with_seed)
 	dl_require_shim();
 	port = f_echod("127.0.0.1", "echod");
 	snprintf(port_s, sizeof(port_s), "%d", port);
-	f_deadline(&r, NULL, 20000, "--seed", "42", "--fault",
+	dl_deadline(&r, NULL, 20000, "--seed", "42", "--fault",
 		   cli_spec(port, "latency=300ms"), "--fault",
 		   cli_spec(port, "slice=3"), "--log", log, "--",
 		   dl_helper("faultclient"), "pair", "--a", "127.0.0.1",
@@ -1069,7 +1040,7 @@ Test(faults, deadline_fault_dry_run_injects_nothing)
 	dl_require_shim();
 	port = f_echod("127.0.0.1", "echod");
 	snprintf(port_s, sizeof(port_s), "%d", port);
-	f_deadline(&r, NULL, 20000, "--dry-run", "--seed", "7", "--fault",
+	dl_deadline(&r, NULL, 20000, "--dry-run", "--seed", "7", "--fault",
 		   cli_spec(port, "latency=300ms"), "--fault",
 		   cli_spec(port, "error=EIO"), "--fault",
 		   cli_spec(port, "slice=3"), "--log", log, "--",
@@ -1116,11 +1087,11 @@ Test(faults, deadline_bad_fault_spec_exits_125_before_running)
 		struct dl_result r;
 
 		if (cases[i].second)
-			f_deadline(&r, NULL, 10000, "--fault", cases[i].first,
+			dl_deadline(&r, NULL, 10000, "--fault", cases[i].first,
 				   "--fault", cases[i].second, "--", "touch",
 				   marker, NULL);
 		else
-			f_deadline(&r, NULL, 10000, "--fault", cases[i].first,
+			dl_deadline(&r, NULL, 10000, "--fault", cases[i].first,
 				   "--", "touch", marker, NULL);
 		dl_assert_run(&r, r.exited && r.code == 125,
 			      "a bad --fault should exit 125");
