@@ -309,6 +309,25 @@ int holds_list(int *out, int cap);
 /* holds_atfork_child - the child closes the own descriptors it inherited. */
 void holds_atfork_child(void);
 
+/* io_vec - the vector of a vectored io (readv/writev, recvmsg/sendmsg)
+ * with its count in *n; NULL for the others (io->buf, io->len). */
+static inline const struct iovec *io_vec(const struct dl_io *io, size_t *n)
+{
+	switch (io->op) {
+	case OP_READV:
+	case OP_WRITEV:
+		*n = io->iovcnt > 0 ? (size_t)io->iovcnt : 0;
+		return io->iov;
+	case OP_RECVMSG:
+	case OP_SENDMSG:
+		*n = io->msg->msg_iovlen;
+		return io->msg->msg_iov;
+	default:
+		*n = 0;
+		return 0;
+	}
+}
+
 /* ---- exchange.c: when a request is over ------------------------------ */
 
 /* exchange_moved - n bytes (n > 0) of io, from offset off, moved on c

@@ -71,23 +71,11 @@ static void stop_following(struct dl_conn *c)
 /* The first byte of this move, or -1 when it cannot be seen. */
 static int first_byte(const struct dl_io *io, size_t off)
 {
-	const struct iovec *v = 0;
-	size_t n = 0;
+	size_t n;
+	const struct iovec *v = io_vec(io, &n);
 
-	switch (io->op) {
-	case OP_READV:
-	case OP_WRITEV:
-		v = io->iov;
-		n = (size_t)io->iovcnt;
-		break;
-	case OP_RECVMSG:
-	case OP_SENDMSG:
-		v = io->msg->msg_iov;
-		n = io->msg->msg_iovlen;
-		break;
-	default:
+	if (!v)
 		return ((const unsigned char *)io->buf)[off];
-	}
 	for (size_t i = 0; i < n; i++) {
 		if (off < v[i].iov_len)
 			return ((const unsigned char *)v[i].iov_base)[off];
@@ -100,25 +88,13 @@ static int first_byte(const struct dl_io *io, size_t off)
 static int feed(struct h1_ex *x, int wrote, const struct dl_io *io,
 		size_t off, size_t n)
 {
-	const struct iovec *v;
-	size_t cnt, i;
+	size_t cnt;
+	const struct iovec *v = io_vec(io, &cnt);
 	int over = 0;
 
-	switch (io->op) {
-	case OP_READV:
-	case OP_WRITEV:
-		v = io->iov;
-		cnt = (size_t)io->iovcnt;
-		break;
-	case OP_RECVMSG:
-	case OP_SENDMSG:
-		v = io->msg->msg_iov;
-		cnt = io->msg->msg_iovlen;
-		break;
-	default:
+	if (!v)
 		return h1_feed(x, wrote, (const char *)io->buf + off, n);
-	}
-	for (i = 0; i < cnt && n; i++) {
+	for (size_t i = 0; i < cnt && n; i++) {
 		size_t len = v[i].iov_len, k;
 
 		if (off >= len) {
