@@ -98,11 +98,13 @@ OUTSIDE_SRCS := tools/outside.c tools/outside_track.c tools/outside_proc.c \
 OBSERVE_SRCS := tools/observe.c tools/suggest.c tools/report.c
 DEADLINE_OBJS = $(BUILD)/obj/log.o $(BUILD)/obj/log_line.o $(BUILD)/obj/real.o
 
-$(BUILD)/deadline: tools/deadline.c $(OUTSIDE_SRCS) $(OBSERVE_SRCS) \
+TOOL_SRCS := tools/status.c tools/libsearch.c
+
+$(BUILD)/deadline: tools/deadline.c $(TOOL_SRCS) $(OUTSIDE_SRCS) $(OBSERVE_SRCS) \
                    $(wildcard tools/*.h) shim/observe.h \
                    $(DEADLINE_OBJS) $(CORE_LIB) | $(BUILD)
 	$(CC) $(BASE_CFLAGS) $(DEADLINE_DIRS) $(LDHARDEN) -o $@ $< \
-	    $(OUTSIDE_SRCS) $(OBSERVE_SRCS) $(DEADLINE_OBJS) $(CORE_LIB) \
+	    $(TOOL_SRCS) $(OUTSIDE_SRCS) $(OBSERVE_SRCS) $(DEADLINE_OBJS) $(CORE_LIB) \
 	    $(LIBS) -lm
 
 $(BUILD)/helpers/%: tests/helpers/%.c tests/helpers/helpers.h | $(BUILD)/helpers
@@ -198,14 +200,15 @@ demo: all
 	@tools/ensure-deps demo
 	@BUILD=$(BUILD) tools/demo
 
-# The benchmarks need only the library and their own client/peer program.
-bench: deps $(SHIM_LIB) $(BUILD)/dlbench
+# The benchmarks need the library, their own client/peer program and (for
+# the outside mode's case, as root) the deadline command.
+bench: deps $(SHIM_LIB) $(BUILD)/dlbench $(TOOL_BINS)
 	@tools/ensure-deps bench
 	@BUILD=$(BUILD) tools/bench
 
 # The same, publishing: results into docs/bench/ and the generated part of
 # docs/benchmarks.md (make bench writes only under $(BUILD)/bench).
-bench-publish: deps $(SHIM_LIB) $(BUILD)/dlbench
+bench-publish: deps $(SHIM_LIB) $(BUILD)/dlbench $(TOOL_BINS)
 	@tools/ensure-deps bench
 	@BUILD=$(BUILD) BENCH_OUT=docs/bench BENCH_DOCS=1 tools/bench
 
@@ -249,7 +252,7 @@ install: all
 	trap 'rm -rf "$$tmp"' EXIT; \
 	echo "$(CC) ... -o $(DESTDIR)$(BINDIR)/deadline (for LIBDIR=$(LIBDIR) BINDIR=$(BINDIR))"; \
 	$(CC) $(BASE_CFLAGS) $(DEADLINE_DIRS) $(LDHARDEN) -o "$$tmp/deadline" \
-	    tools/deadline.c $(OUTSIDE_SRCS) $(OBSERVE_SRCS) $(DEADLINE_OBJS) \
+	    tools/deadline.c $(TOOL_SRCS) $(OUTSIDE_SRCS) $(OBSERVE_SRCS) $(DEADLINE_OBJS) \
 	    $(CORE_LIB) $(LIBS) -lm || exit 1; \
 	install -m 0755 "$$tmp/deadline" $(DESTDIR)$(BINDIR)/deadline || exit 1; \
 	for page in man1/deadline.1 man7/libdeadline.7; do \
