@@ -51,7 +51,7 @@
 _Static_assert(CONF_MAX_RULES <= FAULT_KEY_INDEX_MAX,
 	       "rule indices beyond what fault_group_key keeps apart");
 
-int inject_on;
+int inject_on_flag;
 
 struct inject_state I;
 
@@ -77,14 +77,33 @@ static int conf_has_faults(const struct conf *c)
 	return 0;
 }
 
+/* DEADLINE_SEED and DEADLINE_FAULTS_DRY_RUN, read by inject_load. */
+static uint64_t env_seed;
+static int env_seed_ok, env_dry;
+static char env_seed_bad[33]; /* an unusable DEADLINE_SEED, said when used */
+
+static void arm(const struct conf *file);
+
 int inject_load(const struct conf *file)
 {
 	const char *specs = secure_getenv("DEADLINE_FAULTS");
 	const char *seed = secure_getenv("DEADLINE_SEED");
-	const char *source = "random";
 	int bad = 0;
 
 	I.t0 = clock_now();
+	/* Read now, kept for a reload (a program may rewrite its
+	 * environment meanwhile). */
+	env_dry = env_flag("DEADLINE_FAULTS_DRY_RUN");
+	if (seed && *seed) {
+		char *end;
+		errno = 0;
+		env_seed = strtoull(seed, &end, 0);
+		if (errno || *end)
+			snprintf(env_seed_bad, sizeof(env_seed_bad), "%s",
+				 seed);
+		else
+			env_seed_ok = 1;
+	}
 	conf_init(&I.specs);
 	if (specs && *specs) {
 		const char *err = 0;
@@ -144,17 +163,23 @@ int inject_load(const struct conf *file)
 			}
 		}
 	}
-	if (seed && *seed) {
-		char *end;
-		errno = 0;
-		I.seed = strtoull(seed, &end, 0);
-		if (errno || *end) {
-			dl_log_conf(DL_CONF_WARNING, NULL, "DEADLINE_SEED="
-				    "\"%.32s\" is not an integer; using a "
-				    "random seed", seed);
-		} else {
-			source = "env";
-		}
+	arm(file);
+	return bad ? -1 : 0;
+}
+
+/* The seed (DEADLINE_SEED as read at start, else the file's, else a
+ * random one), then on. */
+static void arm(const struct conf *file)
+{
+	const char *source = "random";
+
+	if (env_seed_ok) {
+		I.seed = env_seed;
+		source = "env";
+	} else if (env_seed_bad[0]) {
+		dl_log_conf(DL_CONF_WARNING, NULL, "DEADLINE_SEED=\"%s\" is "
+			    "not an integer; using a random seed",
+			    env_seed_bad);
 	}
 	if (strcmp(source, "env") != 0 && file && file->has_seed) {
 		I.seed = (uint64_t)file->seed;
@@ -170,13 +195,22 @@ int inject_load(const struct conf *file)
 		I.seed &= ((uint64_t)1 << 53) - 1;
 	}
 	I.seed_from = source;
-	I.dry = env_flag("DEADLINE_FAULTS_DRY_RUN");
-	inject_on = 1;
+	I.dry = env_dry;
+	__atomic_store_n(&inject_on_flag, 1, __ATOMIC_RELEASE);
 	/* The faults line waits for the first tracked connection (or the
 	 * first dns fault): a process that never uses the network logs
 	 * nothing. */
 	__atomic_store_n(&inject_unannounced, 1, __ATOMIC_RELEASE);
-	return bad ? -1 : 0;
+}
+
+void inject_reload(const struct conf *file)
+{
+	if (inject_on || !conf_has_faults(file))
+		return;
+	/* DEADLINE_FAULTS was empty at start (else the injector would be
+	 * on): only the file's groups. */
+	I.t0 = clock_now();
+	arm(file);
 }
 
 int inject_unannounced;

@@ -19,8 +19,12 @@
 
 #include "conf.h"
 
-/* Nonzero when some fault is configured (file or DEADLINE_FAULTS). */
-extern int inject_on;
+/* Nonzero when some fault is configured (file or DEADLINE_FAULTS).  It
+ * may turn on while the program runs (a reload that brings the first
+ * fault groups): read with acquire, so that whoever sees it on sees the
+ * injector's state set up (a plain load on x86). */
+extern int inject_on_flag;
+#define inject_on (__atomic_load_n(&inject_on_flag, __ATOMIC_ACQUIRE))
 
 /* inject_load - read DEADLINE_FAULTS, DEADLINE_SEED and
  * DEADLINE_FAULTS_DRY_RUN; file is the loaded configuration (its seed and
@@ -28,6 +32,12 @@ extern int inject_on;
  * faults line (inject_announce).  Returns -1 when DEADLINE_FAULTS is malformed (reported),
  * else 0. */
 int inject_load(const struct conf *file);
+
+/* inject_reload - a reloaded configuration: if the program started with
+ * no fault group and file has some, set the injector up as at start
+ * (DEADLINE_SEED, the file's seed, or a random one) and turn it on, for
+ * connections started from now on.  Called by one thread at a time. */
+void inject_reload(const struct conf *file);
 
 /* The `event=faults` line (seed, where it came from, dry run) is logged
  * once per process, when the process tracks its first connection (or

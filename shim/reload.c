@@ -295,22 +295,14 @@ static void reload_text(const char *text, size_t len)
 		free(g);
 		return;
 	}
-	if (!inject_on) {
-		int faults = c->defaults.nfaults != 0;
-
-		for (size_t i = 0; i < c->nrules && !faults; i++)
-			faults = c->rules[i].v.nfaults != 0;
-		if (faults)
-			dl_log_conf(DL_CONF_WARNING, rpath, "%s: fault groups "
-				    "added by a reload apply only after a "
-				    "restart (the program started without "
-				    "any)", rpath);
-	}
 	active = fill(c, (uint32_t)base, 0);
 	g->conf = c;
 	g->base = (uint32_t)base;
 	g->number = old->number + 1;
 	__atomic_store_n(&E.neff, base + n, __ATOMIC_RELEASE);
+	/* The first fault groups of the program's life: the injector is
+	 * set up before any connection can match the new rules. */
+	inject_reload(c);
 	__atomic_store_n(&cur, g, __ATOMIC_RELEASE);
 	/* Once on, the engine stays on: connections under older rules
 	 * still need it. */

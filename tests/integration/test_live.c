@@ -281,3 +281,51 @@ Test(live, duration_histograms)
 	free(text);
 	dl_result_free(&r);
 }
+
+/* A program that started with no fault group: a reload that brings one
+ * turns fault injection on for the connections started after it. */
+Test(live, reload_brings_first_faults)
+{
+	static const char prog[] =
+		"import os, socket, sys, time\n"
+		"port, conf = int(sys.argv[1]), sys.argv[2]\n"
+		"def attempt():\n"
+		"    try:\n"
+		"        s = socket.create_connection(('127.0.0.1', port))\n"
+		"        s.close()\n"
+		"        return 'connected'\n"
+		"    except OSError as e:\n"
+		"        return e.strerror\n"
+		"print('before', attempt(), flush=True)\n"
+		"with open(conf + '.new', 'w') as f:\n"
+		"    f.write(sys.argv[3])\n"
+		"os.rename(conf + '.new', conf)\n"
+		"time.sleep(1.3)\n"
+		"print('after', attempt(), flush=True)\n";
+	struct dl_server *s = dl_stallsrv("silent", NULL);
+	struct dl_result r;
+	const char *conf = dl_str("%s/faults.conf", dl_tmpdir());
+	const char *log = dl_str("%s/faults.log", dl_tmpdir());
+	char *text;
+
+	dl_require_shim();
+	dl_write_file(conf, "rules = ( { name = \"r\"; cidr = \"127.0.0.1\";"
+			    " request_timeout = \"5s\"; } );\n");
+	dl_run(&r, DL_V(py(), "-c", prog, s->port_s, conf,
+			"seed = 7;\nrules = ( { name = \"r\"; cidr = "
+			"\"127.0.0.1\"; request_timeout = \"5s\";\n"
+			"  faults = { refuse = true; }; } );\n"),
+	       DL_V(dl_str("DEADLINE_CONFIG=%s", conf),
+		    dl_str("DEADLINE_LOG=%s", log)), 1, 20000);
+	dl_assert_ok(&r, "the client");
+	text = dl_read_file(log);
+	dl_assert_run(&r, dl_line(r.out, "before connected") &&
+			      dl_line(r.out, "after Connection refused"),
+		      "the reload should turn the refuse fault on:\n%s", text);
+	dl_assert_run(&r, strstr(text, "event=faults seed=7 seed_from=config ") &&
+			      strstr(text, "fault=refuse rule=r "),
+		      "the faults line (seed from the new file) and the fault "
+		      "should be logged:\n%s", text);
+	free(text);
+	dl_result_free(&r);
+}
