@@ -42,7 +42,7 @@ endif
 CORE_MODS  := self policy conn dlheap match conf_load conf_parse conf_faults \
               conf_check conf_rules names fault http1
 # Interposition layer and engine.
-SHIM_MODS  := real fdtab log log_line engine reload live track connect io exchange wait expire reaper holds dns \
+SHIM_MODS  := real fdtab log log_line engine reload live track connect io io_fast exchange wait expire reaper holds dns \
               stats inject inject_io inject_wait wrap_socket wrap_io wrap_fd \
               wrap_wait wrap_signal wrap_dns wrap_proc signals \
               xfer stream wrap_splice observe

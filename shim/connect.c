@@ -98,11 +98,13 @@ static int connect_syn_sent(int fd)
 	return r;
 }
 
-/* Where fd is connecting to, for the log (a connect that never completes
- * has no peer address to ask for). */
+/* Where a faulted connection goes, for the log: a fault may keep its
+ * connect() from reaching the kernel, which then cannot say (expire.c
+ * asks it, SO_PEERNAME, for every other connection).  Costs a cold entry
+ * (fdtab.h) only for such connections. */
 static void remember_peer(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	struct dl_peer *p = fdtab_peer(fd);
+	struct dl_cold *p = fdtab_cold_get(fd);
 
 	if (!p)
 		return;
@@ -197,12 +199,14 @@ static uint32_t backoff_ms(const struct conf_effective *e, unsigned attempt)
 }
 
 static void log_retry(int fd, const struct dl_conn *c, unsigned attempt,
-		      const struct sockaddr *next, int err, uint32_t wait_ms)
+		      const struct sockaddr *cur, const struct sockaddr *next,
+		      int err, uint32_t wait_ms)
 {
 	struct expiry x;
 	char nexta[INET6_ADDRSTRLEN] = "-";
 
-	expire_describe_peer(fd, &x);
+	/* The attempt that failed: the kernel forgot where it went. */
+	expire_describe_addr(cur, &x);
 	if (next->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)next)->sin_addr,
 			  nexta, sizeof(nexta));
@@ -264,8 +268,18 @@ static struct dl_conn *connect_track(int fd, struct dl_conn *c, uint32_t st,
 		__atomic_store_n(&c->st, CONN_SOCK, __ATOMIC_RELEASE);
 	}
 	CONN_STORE(c->rule, rule);
-	CONN_STORE(c->ino, track_inode_of(fd));
-	remember_peer(fd, addr, len);
+	/* A socket the shim saw created (socket(), accept()) is forgotten at
+	 * its every close; any other could be closed where the shim cannot
+	 * see, and its number reused: its inode tells. */
+	track_cold_clear(fd);
+	if (!(st & CONN_SOCK)) {
+		struct dl_cold *cold = fdtab_cold_get(fd);
+
+		if (cold)
+			CONN_STORE(cold->ino, track_inode_of(fd));
+	}
+	if (f)
+		remember_peer(fd, addr, len);
 	conn_start(c, limits_of(c), 0, 1, clock_now());
 	observe_conn(fd, c, addr, len, 0);
 	stats_count(&stats_of(c)->conns, 1);
@@ -402,8 +416,8 @@ int engine_connect(int fd, const struct sockaddr *addr, socklen_t len)
 				names_next_addr(name, (struct sockaddr *)&cur,
 						(struct sockaddr *)&next, &nlen);
 			wait = backoff_ms(ef, attempt - 1);
-			log_retry(fd, c, attempt, (struct sockaddr *)&next, e,
-				  wait);
+			log_retry(fd, c, attempt, (struct sockaddr *)&cur,
+				  (struct sockaddr *)&next, e, wait);
 			stats_count(&stats_of(c)->retries, 1);
 			if (backoff_sleep(c, wait) < 0)
 				break;
@@ -495,7 +509,6 @@ static size_t cw_total(const struct dl_io *io)
 static void cw_sent(int fd, struct dl_conn *c, struct dl_io *io, ssize_t n,
 		    int connecting)
 {
-	int64_t before = conn_deadline(c, 0);
 	int64_t cdl = __atomic_load_n(&c->dl[DL_PH_CONNECT], __ATOMIC_RELAXED);
 	int earlier;
 
@@ -510,7 +523,7 @@ static void cw_sent(int fd, struct dl_conn *c, struct dl_io *io, ssize_t n,
 		__atomic_fetch_or(&c->st, CONN_CONNECTING, __ATOMIC_ACQ_REL);
 	}
 	if (earlier)
-		expire_refile_if_earlier(fd, c, before);
+		expire_refile(fd, c);
 	exchange_moved(fd, c, 1, io->xfer ? 0 : io, 0, (size_t)n);
 }
 

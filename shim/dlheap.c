@@ -1,73 +1,117 @@
 /* dlheap.c - deadline heap (see dlheap.h). */
 #include "dlheap.h"
 
-#include <stdlib.h>
+/* Rebase once base is this far behind (36 minutes): keys then still
+ * reach as far ahead of now. */
+#define REBASE_AFTER_NS (1ll << (DLHEAP_SHIFT + 31))
+/* A new base lies this long before now. */
+#define REBASE_MARGIN_NS 1000000000ll
 
-static void place(struct dlheap *h, size_t i, struct dlheap_node nd)
+/* The entry holding the slot at position i (mapped when growing). */
+static struct dl_conn *slot(const struct dlheap *h, size_t i)
 {
-	h->v[i] = nd;
-	nd.c->heap_idx = (int32_t)i;
+	return h->ent((int)i, 0);
+}
+
+static uint32_t key_at(const struct dlheap *h, size_t i)
+{
+	return slot(h, i)->heap_key;
+}
+
+/* heap_idx is read without the lock (conn.c: is the entry filed?). */
+static void set_idx(struct dl_conn *c, int32_t i)
+{
+	__atomic_store_n(&c->heap_idx, i, __ATOMIC_RELAXED);
+}
+
+/* Put (fd, key) at position i and tell fd's entry where it is. */
+static void place(const struct dlheap *h, size_t i, int fd, uint32_t key)
+{
+	struct dl_conn *s = slot(h, i);
+
+	s->heap_fd = fd;
+	s->heap_key = key;
+	set_idx(h->ent(fd, 0), (int32_t)i);
 }
 
 static void sift_up(struct dlheap *h, size_t i)
 {
-	struct dlheap_node nd = h->v[i];
+	struct dl_conn *s = slot(h, i);
+	int fd = s->heap_fd;
+	uint32_t key = s->heap_key;
 
 	while (i > 0) {
 		size_t p = (i - 1) / 2;
-		if (h->v[p].key <= nd.key)
+		struct dl_conn *ps = slot(h, p);
+
+		if (ps->heap_key <= key)
 			break;
-		place(h, i, h->v[p]);
+		place(h, i, ps->heap_fd, ps->heap_key);
 		i = p;
 	}
-	place(h, i, nd);
+	place(h, i, fd, key);
 }
 
 static void sift_down(struct dlheap *h, size_t i)
 {
-	struct dlheap_node nd = h->v[i];
+	struct dl_conn *s = slot(h, i);
+	int fd = s->heap_fd;
+	uint32_t key = s->heap_key;
 
 	for (;;) {
 		size_t l = 2 * i + 1, m = i;
-		int64_t mk = nd.key;
+		uint32_t mk = key;
 
-		if (l < h->n && h->v[l].key < mk) {
+		if (l < h->n && key_at(h, l) < mk) {
 			m = l;
-			mk = h->v[l].key;
+			mk = key_at(h, l);
 		}
-		if (l + 1 < h->n && h->v[l + 1].key < mk)
+		if (l + 1 < h->n && key_at(h, l + 1) < mk)
 			m = l + 1;
 		if (m == i)
 			break;
-		place(h, i, h->v[m]);
+		place(h, i, slot(h, m)->heap_fd, slot(h, m)->heap_key);
 		i = m;
 	}
-	place(h, i, nd);
+	place(h, i, fd, key);
 }
 
-int dlheap_update(struct dlheap *h, struct dl_conn *c, int fd, int64_t key)
+/* Is c filed, at a position whose slot names fd? */
+static int filed(const struct dlheap *h, const struct dl_conn *c, int fd)
 {
 	int32_t i = c->heap_idx;
 
-	if (i >= 0 && (size_t)i < h->n && h->v[i].c == c) {
-		int64_t old = h->v[i].key;
-		h->v[i].key = key;
-		h->v[i].fd = fd;
+	return i >= 0 && (size_t)i < h->n && slot(h, (size_t)i)->heap_fd == fd;
+}
+
+int dlheap_update(struct dlheap *h, struct dl_conn *c, int fd, int64_t dl)
+{
+	uint32_t key;
+	struct dl_conn *s;
+
+	/* The caller sets base (shortly before now) first; else keys
+	 * reach 36 minutes either side of the first deadline. */
+	if (!h->base)
+		h->base = dl - REBASE_AFTER_NS * 2;
+	key = dlheap_key(h, dl);
+	if (filed(h, c, fd)) {
+		size_t i = (size_t)c->heap_idx;
+		uint32_t old;
+
+		s = slot(h, i);
+		old = s->heap_key;
+		s->heap_key = key;
 		if (key < old)
-			sift_up(h, (size_t)i);
+			sift_up(h, i);
 		else
-			sift_down(h, (size_t)i);
+			sift_down(h, i);
 		return 0;
 	}
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 64;
-		struct dlheap_node *v = realloc(h->v, cap * sizeof(*v));
-		if (!v)
-			return -1;
-		h->v = v;
-		h->cap = cap;
-	}
-	h->v[h->n] = (struct dlheap_node){ key, c, fd };
+	if (h->n >= (size_t)INT32_MAX || !(s = h->ent((int)h->n, 1)))
+		return -1;
+	s->heap_fd = fd;
+	s->heap_key = key;
+	set_idx(c, (int32_t)h->n);
 	sift_up(h, h->n++);
 	return 0;
 }
@@ -75,23 +119,61 @@ int dlheap_update(struct dlheap *h, struct dl_conn *c, int fd, int64_t key)
 void dlheap_remove(struct dlheap *h, struct dl_conn *c)
 {
 	int32_t i = c->heap_idx;
-	struct dl_conn *moved;
+	struct dl_conn *last;
+	int lfd;
 
-	if (i < 0 || (size_t)i >= h->n || h->v[i].c != c)
+	if (i < 0)
 		return;
-	c->heap_idx = -1;
+	if ((size_t)i >= h->n || h->ent(slot(h, (size_t)i)->heap_fd, 0) != c) {
+		set_idx(c, -1); /* stale (not ours to move) */
+		return;
+	}
+	set_idx(c, -1);
 	if ((size_t)i == --h->n)
 		return;
-	moved = h->v[h->n].c;
-	place(h, (size_t)i, h->v[h->n]);
+	last = slot(h, h->n);
+	lfd = last->heap_fd;
+	place(h, (size_t)i, lfd, last->heap_key);
 	sift_down(h, (size_t)i);
-	/* The moved node may also belong higher up than the hole. */
-	sift_up(h, (size_t)moved->heap_idx);
+	/* The moved slot may also belong higher up than the hole. */
+	sift_up(h, (size_t)h->ent(lfd, 0)->heap_idx);
 }
 
-void dlheap_free(struct dlheap *h)
+int dlheap_top(const struct dlheap *h, int64_t *t)
 {
-	free(h->v);
-	h->v = 0;
-	h->n = h->cap = 0;
+	struct dl_conn *s;
+
+	if (!h->n)
+		return -1;
+	s = slot(h, 0);
+	if (t)
+		*t = dlheap_time(h, s->heap_key);
+	return s->heap_fd;
+}
+
+void dlheap_rebase(struct dlheap *h, int64_t now)
+{
+	int64_t nb = now - REBASE_MARGIN_NS;
+	uint32_t delta;
+
+	if (!h->base || nb - h->base < REBASE_AFTER_NS)
+		return;
+	delta = (uint32_t)((nb - h->base) >> DLHEAP_SHIFT);
+	for (size_t i = 0; i < h->n; i++) {
+		struct dl_conn *s = slot(h, i);
+
+		s->heap_key = s->heap_key > delta ? s->heap_key - delta : 0;
+	}
+	h->base += (int64_t)delta << DLHEAP_SHIFT;
+}
+
+void dlheap_clear(struct dlheap *h)
+{
+	for (size_t i = 0; i < h->n; i++) {
+		struct dl_conn *c = h->ent(slot(h, i)->heap_fd, 0);
+
+		if (c)
+			set_idx(c, -1);
+	}
+	h->n = 0;
 }

@@ -147,6 +147,14 @@ struct dl_io {
  * non-blocking attempts and waits in the private epoll set, bounded by the
  * fd's deadlines. */
 ssize_t engine_io(int fd, struct dl_io *io);
+/* engine_recv / engine_send - engine_io for the plain calls (op OP_READ,
+ * OP_RECV, or OP_RECVFROM without an address; OP_WRITE, OP_SEND, or
+ * OP_SENDTO without one) on c = engine_tracked(fd), taking the call's
+ * arguments as they come. */
+ssize_t engine_recv(int fd, struct dl_conn *c, void *buf, size_t n,
+		    int flags, enum dl_op op);
+ssize_t engine_send(int fd, struct dl_conn *c, const void *buf, size_t n,
+		    int flags, enum dl_op op);
 
 /* --- zero-copy transfers and stdio streams (xfer.c, stream.c) ---------- */
 
@@ -177,16 +185,26 @@ void engine_waiting_on(int fd, int64_t now);
 /* The program's epoll_ctl succeeded on fd. */
 void engine_on_epoll_ctl(int op, int fd);
 
+/* The deadline heap's top as expire.c last published it (ns, 0 when the
+ * heap is empty); read it through the two functions below. */
+extern int64_t engine_next_pub;
+
+/* engine_next_due - a lower bound of the earliest pending deadline (ns),
+ * 0 when none; no lock, no call. */
+static inline int64_t engine_next_due(void)
+{
+	return __atomic_load_n(&engine_next_pub, __ATOMIC_ACQUIRE);
+}
+
 /* engine_armed - nonzero when some tracked fd has a deadline pending. */
-int engine_armed(void);
+static inline int engine_armed(void)
+{
+	return engine_next_due() != 0;
+}
 
 /* engine_expire_due - tear down every connection whose deadline passed by
  * now; returns the earliest remaining deadline (ns), 0 if none. */
 int64_t engine_expire_due(int64_t now);
-
-/* engine_next_due - a lower bound of the earliest pending deadline (ns),
- * 0 when none; no lock. */
-int64_t engine_next_due(void);
 
 /* --- name resolution (wrap_dns.c) ------------------------------------ */
 

@@ -8,6 +8,7 @@
  *              socket options, close_range
  *   connect.c  connect(): the connect deadline, retries with back-off
  *   io.c       the read/write families: attempts, turns, injected faults
+ *   io_fast.c  their steady state: one attempt, no lock (io_int.h)
  *   xfer.c     sendfile and splice: attempts for io.c's loop
  *   stream.c   stdio streams on tracked sockets (fdopen)
  *   exchange.c when an HTTP/1 exchange is over (the request deadline met)
@@ -259,8 +260,6 @@ struct expiry {
 void expire_heap_sync_locked(void);
 /* File c under its earliest deadline (or take it out when none). */
 void expire_refile(int fd, struct dl_conn *c);
-/* Re-file c only if its earliest deadline moved earlier than `before`. */
-void expire_refile_if_earlier(int fd, struct dl_conn *c, int64_t before);
 /* The program waits on fd now (any kind of wait): idle starts. */
 void expire_arm_idle(int fd, struct dl_conn *c, int64_t now);
 /* Expire fd now if its deadline passed; 1 if it is (now or already)
@@ -279,6 +278,8 @@ int expire_fail(int fd, struct dl_conn *c);
 int expire_adopt(int fd, struct dl_conn *c);
 /* The peer of fd as text, for log lines. */
 void expire_describe_peer(int fd, struct expiry *x);
+/* The address sa (NULL: unknown) as text, likewise. */
+void expire_describe_addr(const struct sockaddr *sa, struct expiry *x);
 /* expire_atfork_child - the child keeps no heap of its own (see there). */
 void expire_atfork_child(void);
 
@@ -376,5 +377,7 @@ int track_app_nonblocking(int fd, struct dl_conn *c, int *flp);
 int track_sock_is_tcp(int fd);
 /* fd's inode number, 0 if unknown. */
 uint64_t track_inode_of(int fd);
+/* track_cold_clear - fd's cold entry (fdtab.h) says nothing any more. */
+void track_cold_clear(int fd);
 
 #endif

@@ -64,20 +64,41 @@ __attribute__((destructor)) static void expire_at_exit(void)
  * The deadline heap
  */
 
+int64_t engine_next_pub;
+
 void expire_heap_sync_locked(void)
 {
-	const struct dlheap_node *top = dlheap_top(&E.heap);
+	int64_t t = 0;
 
-	__atomic_store_n(&E.next_key, top ? top->key : 0, __ATOMIC_RELEASE);
+	if (dlheap_top(&E.heap, &t) < 0)
+		t = 0;
+	__atomic_store_n(&E.next_key, t, __ATOMIC_RELEASE);
 	__atomic_store_n(&E.armed, E.heap.n, __ATOMIC_RELEASE);
+	__atomic_store_n(&engine_next_pub, t, __ATOMIC_RELEASE);
 }
 
-/* File c under its earliest deadline (or take it out when none). */
+/* Caller holds lk: the heap's entries are the fd table's, its keys count
+ * from a base shortly before now. */
+static void heap_ready_locked(void)
+{
+	if (!E.heap.ent)
+		E.heap.ent = fdtab_heap_ent;
+	if (!E.heap.base)
+		E.heap.base = clock_now() - CLOCK_NS_PER_SEC;
+}
+
+/* File c under its earliest deadline (or take it out when none).  Only
+ * fd's own entry is filed: the deadlines an orphaned call carries on with
+ * (holds.c) bound its own waits, which compute their end from them. */
 void expire_refile(int fd, struct dl_conn *c)
 {
-	int64_t dl = conn_deadline(c, 0), before, after;
+	int64_t dl, before, after;
 
+	if (c != fdtab_peek(fd))
+		return;
 	engine_lock();
+	heap_ready_locked();
+	dl = conn_deadline(c, 0);
 	before = E.next_key;
 	if (!dl)
 		dlheap_remove(&E.heap, c);
@@ -92,24 +113,11 @@ void expire_refile(int fd, struct dl_conn *c)
 	reaper_note(before, after);
 }
 
-/* Re-file c only if its earliest deadline moved earlier than `before` (the
- * earliest before the change): its heap key is a lower bound of `before`,
- * hence of anything later, so most changes take no lock. */
-void expire_refile_if_earlier(int fd, struct dl_conn *c, int64_t before)
-{
-	int64_t after = conn_deadline(c, 0);
-
-	if (after && (!before || after < before))
-		expire_refile(fd, c);
-}
-
 /* The program waits on fd now (any kind of wait): idle starts. */
 void expire_arm_idle(int fd, struct dl_conn *c, int64_t now)
 {
-	int64_t before = conn_deadline(c, 0);
-
 	if (conn_on_wait(c, limits_of(c), now))
-		expire_refile_if_earlier(fd, c, before);
+		expire_refile(fd, c);
 }
 
 /* The program is about to wait on fd in its own poll/select: an idle
@@ -147,52 +155,83 @@ int engine_idle_watch(void)
 	return E.any_idle;
 }
 
-int64_t engine_next_due(void)
-{
-	return __atomic_load_n(&E.next_key, __ATOMIC_ACQUIRE);
-}
-
-int engine_armed(void)
-{
-	return __atomic_load_n(&E.armed, __ATOMIC_ACQUIRE) != 0;
-}
-
 /* ------------------------------------------------------------------------
  * Expiry
  */
 
 
+/* Where fd's connection goes, as the kernel knows it: SO_PEERNAME also
+ * answers while the handshake is still in progress (getpeername does not),
+ * so nothing need be kept for it.  0, or -1 when unknown. */
+static int peer_of(int fd, struct sockaddr_storage *ss)
+{
+	/* The kernel refuses a buffer longer than the address: IPv4 first. */
+	socklen_t sl = sizeof(struct sockaddr_in);
+
+	memset(ss, 0, sizeof(*ss));
+	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_PEERNAME, ss, &sl) < 0)
+		return -1;
+	if (ss->ss_family == AF_INET6) {
+		sl = sizeof(struct sockaddr_in6);
+		if (REAL(getsockopt)(fd, SOL_SOCKET, SO_PEERNAME, ss, &sl) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void expire_describe_addr(const struct sockaddr *sa, struct expiry *x)
+{
+	char *host = x->addr;
+	size_t hlen = sizeof(x->addr);
+
+	x->port = 0;
+	snprintf(host, hlen, "-");
+	snprintf(x->host, sizeof(x->host), "-");
+	if (!sa)
+		return;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &a->sin_addr, host, (socklen_t)hlen);
+		x->port = ntohs(a->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, (socklen_t)hlen);
+		x->port = ntohs(a->sin6_port);
+	} else {
+		return;
+	}
+	if (!names_lookup(sa, x->host, sizeof(x->host)))
+		snprintf(x->host, sizeof(x->host), "%s", x->addr);
+}
+
 /* The peer as text (address, name the program resolved, port). */
 void expire_describe_peer(int fd, struct expiry *x)
 {
 	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	struct dl_peer *p = fdtab_peer(fd);
-	char *host = x->addr;
-	size_t hlen = sizeof(x->addr);
-	int *port = &x->port;
+	struct dl_cold *cold = fdtab_cold(fd);
 
-	*port = 0;
-	snprintf(host, hlen, "-");
-	snprintf(x->host, sizeof(x->host), "-");
-	/* The address connect() was given; else ask while still connected. */
-	if (p && p->addr.sin6_family)
-		memcpy(&ss, &p->addr, sizeof(p->addr));
-	else if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+	/* A faulted connect may never have reached the kernel: the address
+	 * it was given; else ask while still connected (or connecting). */
+	if (cold && cold->addr.sin6_family) {
+		memset(&ss, 0, sizeof(ss));
+		memcpy(&ss, &cold->addr, sizeof(cold->addr));
+	} else if (peer_of(fd, &ss) < 0) {
+		expire_describe_addr(0, x);
 		return;
-	if (ss.ss_family == AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-		inet_ntop(AF_INET, &a->sin_addr, host, (socklen_t)hlen);
-		*port = ntohs(a->sin_port);
-	} else if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-		inet_ntop(AF_INET6, &a->sin6_addr, host, (socklen_t)hlen);
-		*port = ntohs(a->sin6_port);
 	}
-	if (!names_lookup((struct sockaddr *)&ss, x->host, sizeof(x->host)))
-		snprintf(x->host, sizeof(x->host), "%s", x->addr);
+	expire_describe_addr((struct sockaddr *)&ss, x);
 }
 
+/* Does fd still hold the socket c was tracking?  The inode recorded for a
+ * socket the shim did not see created, else (every close of a socket it
+ * saw created goes through the shim, which then forgets it) yes. */
+static int same_socket(int fd)
+{
+	struct dl_cold *cold = fdtab_cold(fd);
+	uint64_t ino = cold ? CONN_LOAD(cold->ino) : 0;
+
+	return !ino || track_inode_of(fd) == ino;
+}
 
 /* Abort fd's connection.  Caller holds lk and has marked c expired.
  * Returns 0, or -1 when the number no longer holds the tracked socket. */
@@ -200,9 +239,7 @@ static int teardown_locked(int fd, struct dl_conn *c, struct expiry *x)
 {
 	struct sockaddr unspec = { .sa_family = AF_UNSPEC };
 
-	uint64_t ino = CONN_LOAD(c->ino);
-
-	if (ino && track_inode_of(fd) != ino)
+	if (!same_socket(fd))
 		return -1;
 	expire_describe_peer(fd, x);
 	/* Mark the socket, so that its other numbers and the processes
@@ -261,10 +298,16 @@ static int expire_locked(int fd, struct dl_conn *c, int64_t now,
 	enum dl_phase ph;
 	int64_t dl;
 
+	heap_ready_locked();
 	for (;;) {
 		dl = conn_deadline(c, &ph);
 		if (!dl) {
 			dlheap_remove(&E.heap, c);
+			/* A deadline armed meanwhile by a thread that saw c
+			 * filed must not be lost (conn.c: the other side). */
+			__atomic_thread_fence(__ATOMIC_SEQ_CST);
+			if ((dl = conn_deadline(c, 0)) && c == fdtab_peek(fd))
+				dlheap_update(&E.heap, c, fd, dl);
 			expire_heap_sync_locked();
 			return 0;
 		}
@@ -290,42 +333,40 @@ static int expire_locked(int fd, struct dl_conn *c, int64_t now,
 	x->elapsed_ns = now - (dl - (int64_t)x->limit_ms * 1000000ll);
 	if (teardown_locked(fd, c, x) < 0) {
 		fdtab_reset(c);
+		track_cold_clear(fd);
 		return 0;
 	}
 	return 1;
 }
 
-int64_t engine_expire_due(int64_t now)
+/* engine_expire_due when the heap's top is due: the pass under the lock. */
+static __attribute__((noinline)) int64_t expire_due_locked(int64_t now)
 {
 	struct expiry xs[16];
 	int nx = 0, more = 1;
-	int64_t next = __atomic_load_n(&E.next_key, __ATOMIC_ACQUIRE);
-
-	/* Nothing due yet (the top key is a lower bound): no lock. */
-	if (next > now || (!next && !engine_armed()))
-		return next;
+	int64_t next = 0;
 
 	while (more) {
 		more = 0;
 		engine_lock();
+		heap_ready_locked();
+		dlheap_rebase(&E.heap, now);
 		/* Counted before any teardown is visible (see above). */
 		__atomic_add_fetch(&expire_logging, 1, __ATOMIC_SEQ_CST);
 		for (;;) {
-			const struct dlheap_node *top = dlheap_top(&E.heap);
+			int64_t t, dl;
+			int fd = dlheap_top(&E.heap, &t);
 			struct dl_conn *c;
-			int fd;
-			int64_t dl;
 
-			if (!top) {
+			if (fd < 0) {
 				next = 0;
 				break;
 			}
-			if (top->key > now) {
-				next = top->key;
+			if (t > now) {
+				next = t;
 				break;
 			}
-			c = top->c;
-			fd = top->fd;
+			c = fdtab_peek(fd);
 			dl = conn_deadline(c, 0);
 			if (!dl) {
 				dlheap_remove(&E.heap, c);
@@ -336,7 +377,7 @@ int64_t engine_expire_due(int64_t now)
 					dlheap_update(&E.heap, c, fd, dl);
 				continue;
 			}
-			if (dl != top->key) {
+			if (dlheap_time(&E.heap, dlheap_key(&E.heap, dl)) != t) {
 				/* The key was a lower bound (the deadline moved
 				 * later): file it exactly first, so that what
 				 * expires in one pass goes in deadline order. */
@@ -359,6 +400,16 @@ int64_t engine_expire_due(int64_t now)
 		nx = 0;
 	}
 	return next;
+}
+
+int64_t engine_expire_due(int64_t now)
+{
+	int64_t next = __atomic_load_n(&E.next_key, __ATOMIC_ACQUIRE);
+
+	/* Nothing due yet (the top key is a lower bound): no lock. */
+	if (__builtin_expect(next > now, 1) || !next)
+		return next;
+	return expire_due_locked(now);
 }
 
 /* Expire fd now (the caller saw its deadline pass).  Returns 1 if it is
@@ -423,13 +474,31 @@ int expire_adopt(int fd, struct dl_conn *c)
 	return 1;
 }
 
+/* Does fd still hold the socket the shim tore down?  Its recorded inode
+ * says so, or (none recorded) the mark the teardown left, or, where the
+ * mark could not be set, that fd is still a TCP socket.  errno kept. */
+static int still_torn_down(int fd)
+{
+	struct dl_cold *cold = fdtab_cold(fd);
+	uint64_t ino = cold ? CONN_LOAD(cold->ino) : 0;
+	int v = 0, saved = errno, r;
+	socklen_t l = sizeof(v);
+
+	if (ino)
+		r = track_inode_of(fd) == ino;
+	else
+		r = (REAL(getsockopt)(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v,
+				      &l) == 0 && v == EXPIRE_MARK) ||
+		    track_sock_is_tcp(fd);
+	errno = saved;
+	return r;
+}
+
 int expire_fail(int fd, struct dl_conn *c)
 {
 	int saved = errno;
 
-	uint64_t ino = CONN_LOAD(c->ino);
-
-	if (ino && track_inode_of(fd) != ino) {
+	if (!still_torn_down(fd)) {
 		engine_on_close(fd);
 		errno = saved;
 		return 0; /* stale: the caller passes the call through */
@@ -454,8 +523,7 @@ int engine_fail_expired(int fd)
  * forking daemon's child does.  Runs in the fork child with E.lk held. */
 void expire_atfork_child(void)
 {
-	for (size_t i = 0; i < E.heap.n; i++)
-		E.heap.v[i].c->heap_idx = -1;
-	E.heap.n = 0;
+	if (E.heap.ent)
+		dlheap_clear(&E.heap);
 	expire_heap_sync_locked();
 }

@@ -12,15 +12,23 @@
 
 #include "conn.h"
 
-/* Cold per-fd data, read only when logging: where the connection goes. */
-struct dl_peer {
-	struct sockaddr_in6 addr; /* sockaddr_in fits too; family 0 = unknown */
+/* Cold per-fd data, needed for few connections: mapped per slab only
+ * when one of its numbers needs it, so a connection costs nothing here
+ * unless it does. */
+struct dl_cold {
+	/* The socket's inode, for a socket the shim did not see created
+	 * (inherited, made before the shim started): then nothing else says
+	 * that the number still holds it.  0 = not needed / unknown. */
+	uint64_t ino;
+	/* Where a faulted connection goes, for log lines: an injected fault
+	 * may keep connect() from reaching the kernel, which then cannot
+	 * tell (family 0 = unknown).  Others ask the kernel (SO_PEERNAME). */
+	struct sockaddr_in6 addr;
 };
 
-/* A slab: hot entries first (one cache line each), then the cold ones. */
+/* A slab: one cache line per fd, 16 KiB. */
 struct fdtab_slab {
 	struct dl_conn conn[1 << 8];
-	struct dl_peer peer[1 << 8];
 };
 
 #define FDTAB_SLAB_SHIFT 8
@@ -42,17 +50,23 @@ static inline struct dl_conn *fdtab_peek(int fd)
 	return slab ? &slab->conn[fd & (FDTAB_SLAB - 1)] : 0;
 }
 
-/* fdtab_peer - the cold entry beside fdtab_peek(fd); NULL likewise. */
-static inline struct dl_peer *fdtab_peer(int fd)
+/* fdtab_cold - fd's cold entry if its slab of cold entries exists, else
+ * NULL (then every field reads as 0); fdtab_cold_get maps it (NULL when
+ * memory is short).  errno kept. */
+extern struct dl_cold *fdtab_colds[FDTAB_MAX / FDTAB_SLAB];
+
+static inline struct dl_cold *fdtab_cold(int fd)
 {
-	struct fdtab_slab *slab;
+	struct dl_cold *s;
 
 	if ((unsigned)fd >= FDTAB_MAX)
 		return 0;
-	slab = __atomic_load_n(&fdtab_slabs[fd >> FDTAB_SLAB_SHIFT],
-			       __ATOMIC_ACQUIRE);
-	return slab ? &slab->peer[fd & (FDTAB_SLAB - 1)] : 0;
+	s = __atomic_load_n(&fdtab_colds[fd >> FDTAB_SLAB_SHIFT],
+			    __ATOMIC_ACQUIRE);
+	return s ? &s[fd & (FDTAB_SLAB - 1)] : 0;
 }
+
+struct dl_cold *fdtab_cold_get(int fd);
 
 /* fdtab_tracked - the entry for fd if deadlines apply to it, else NULL. */
 static inline struct dl_conn *fdtab_tracked(int fd)
@@ -74,5 +88,9 @@ uint32_t fdtab_reset(struct dl_conn *c);
 
 /* fdtab_limit - highest fd number + 1 that can be tracked. */
 int fdtab_limit(void);
+
+/* fdtab_heap_ent - the entry of number i for the deadline heap
+ * (dlheap.ent): alloc maps its slab if needed. */
+struct dl_conn *fdtab_heap_ent(int i, int alloc);
 
 #endif

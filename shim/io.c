@@ -10,7 +10,9 @@
  * each attempt (io_fault_step).  A non-blocking call that would answer
  * EAGAIN past its connection's deadline expires it instead (io_overdue):
  * bytes that can move still move, but no call past the deadline waits
- * or answers EAGAIN.
+ * or answers EAGAIN.  The steady state (one attempt that moves bytes, or
+ * an event loop's EAGAIN) is io_fast.c's; this file is the general path
+ * (io_general) it hands everything else to.
  */
 #include "engine_int.h"
 
@@ -26,19 +28,15 @@
 #include <unistd.h>
 
 #include "inject.h"
+#include "io_int.h"
 #include "real.h"
 
 /* ------------------------------------------------------------------------
  * Reads and writes
  */
 
-static int is_write_op(enum dl_op op)
-{
-	return op >= OP_WRITE;
-}
-
 /* The call exactly as the program made it. */
-static ssize_t io_real(int fd, const struct dl_io *io)
+ssize_t io_real(int fd, const struct dl_io *io)
 {
 	if (io->xfer) /* sendfile, splice (xfer.c) */
 		return io->xfer(fd, (struct dl_io *)io, 0, io->len, 0);
@@ -200,25 +198,6 @@ static size_t io_total(const struct dl_io *io)
 	return t;
 }
 
-static void note_moved(int fd, struct dl_conn *c, int wrote, ssize_t n,
-		       const struct dl_io *io, size_t off)
-{
-	if (n > 0)
-		stats_count(wrote ? &stats_of(c)->bytes_out : &stats_of(c)->bytes_in,
-		      (uint64_t)n);
-	int64_t before = conn_deadline(c, 0);
-	int earlier = wrote ? conn_on_write(c, limits_of(c), n, clock_now)
-			    : conn_on_read(c, limits_of(c), n, clock_now);
-
-	if (earlier)
-		expire_refile_if_earlier(fd, c, before);
-	if (n > 0)
-		observe_moved(fd, c, wrote);
-	if (n > 0) /* what sendfile/splice move is not seen (io NULL) */
-		exchange_moved(fd, c, wrote, io && !io->xfer ? io : 0, off,
-			       (size_t)n);
-}
-
 /* A non-blocking call found nothing to move and would answer EAGAIN at
  * now (the clock it reads anyway to start idle).  A connection past its
  * deadline never answers EAGAIN: this is where a program that never waits
@@ -228,7 +207,7 @@ static void note_moved(int fd, struct dl_conn *c, int wrote, ssize_t n,
  * in a wait).  Returns 1 with *rp = -1 and errno the expiry errno, else
  * 0 with errno untouched.  Below the deadline: one compare, no system
  * call. */
-static int io_overdue(int fd, struct dl_conn *c, int64_t now, ssize_t *rp)
+int io_overdue(int fd, struct dl_conn *c, int64_t now, ssize_t *rp)
 {
 	if (!expire_overdue(fd, c, now))
 		return 0;
@@ -243,6 +222,26 @@ static int io_deadline_passed(const struct dl_conn *c)
 	int64_t dl = conn_deadline(c, 0);
 
 	return dl && clock_now() >= dl;
+}
+
+/* A blocking program's read where the answer is rarely there yet: right
+ * after it wrote (a request), or first on an accepted connection (the
+ * client's request follows the handshake the accept saw complete).  Wait
+ * first, skip a doomed try.  Not past the deadline, where the wait would
+ * expire at once: what is queued goes first, as for every call
+ * (docs/semantics.md). */
+int io_wait_first(const struct dl_conn *c, int flags)
+{
+	uint32_t st = conn_state(c);
+
+	if (flags & (MSG_DONTWAIT | MSG_PEEK))
+		return 0;
+	st &= CONN_TURN_WROTE | CONN_TURN_READ | CONN_INBOUND | CONN_NBKNOWN |
+	      CONN_NONBLOCK | CONN_SHARED | CONN_EXPIRED;
+	return (st == (CONN_TURN_WROTE | CONN_NBKNOWN) ||
+		st == (CONN_TURN_WROTE | CONN_INBOUND | CONN_NBKNOWN) ||
+		st == (CONN_INBOUND | CONN_NBKNOWN)) &&
+	       !io_deadline_passed(c);
 }
 
 /* Ask the injector about the next attempt of a faulted call.  Returns 1
@@ -412,21 +411,29 @@ static enum wait_result io_wait_more(int fd, struct dl_conn *c, size_t want)
 	return w;
 }
 
-ssize_t engine_io(int fd, struct dl_io *io)
+/* Every read and write the fast path (engine_io) does not finish: faults,
+ * vectors and messages, peeks, blocking semantics (a whole write, a
+ * MSG_WAITALL read), waits, expiry, shared files. */
+__attribute__((noinline)) ssize_t
+io_general(int fd, struct dl_conn *c, struct dl_io *io, enum io_start start,
+	   ssize_t r0, int e0, int saved_in)
 {
-	struct dl_conn *c = fdtab_tracked(fd);
 	struct dl_conn orphan_conn; /* deadlines of an orphaned call */
 	int wrote = is_write_op(io->op);
 	size_t want = 0, done = 0;
 	int keep_going; /* blocking semantics: all of it (writes, WAITALL) */
-	int saved = errno, hold = -1, faulted, blocking = 0, shared, peekall;
-	int peek_last = 0;
+	/* The program's errno: the caller's, when its attempt failed. */
+	int saved = saved_in >= 0 ? saved_in : errno;
+	int hold = -1, faulted = 0, blocking = 0, shared = 0;
+	int peekall, peek_last = 0, have_r = start == IO_RESULT;
 	enum wait_result w;
 	ssize_t r;
 
-	if (!c)
-		return io_real(fd, io);
-	dl_self.intr = 0; /* only a handler deferred during this call counts */
+	/* Only a handler deferred during this call counts (wait.c): the
+	 * fast paths that lead here take no lock before. */
+	dl_self.intr = 0;
+	if (start != IO_FULL)
+		goto checked; /* engine_io made these checks */
 	if ((conn_state(c) & CONN_EXPIRED)) {
 		if (expire_fail(fd, c))
 			return -1;
@@ -464,6 +471,7 @@ ssize_t engine_io(int fd, struct dl_io *io)
 	if (__builtin_expect(wrote && !faulted &&
 			     (conn_state(c) & CONN_CONNECTING), 0))
 		return connect_write(fd, c, io, 0);
+checked:
 	keep_going = wrote || ((io->flags & MSG_WAITALL) &&
 			       (io->op == OP_RECV || io->op == OP_RECVFROM ||
 				io->op == OP_RECVMSG));
@@ -483,12 +491,9 @@ ssize_t engine_io(int fd, struct dl_io *io)
 	 * answer that is rarely there yet: wait first, skip a doomed try.
 	 * Not past the deadline, where the wait would expire at once: what
 	 * is queued goes first, as for every call (docs/semantics.md). */
-	if (!faulted && !wrote && !shared &&
-	    !(io->flags & (MSG_DONTWAIT | MSG_PEEK)) &&
-	    (conn_state(c) & (CONN_TURN_WROTE | CONN_NBKNOWN | CONN_NONBLOCK |
-			      CONN_SHARED | CONN_EXPIRED)) ==
-		    (CONN_TURN_WROTE | CONN_NBKNOWN) &&
-	    !io_deadline_passed(c))
+	if (start == IO_WAIT_FIRST ||
+	    (start == IO_FULL && !faulted && !wrote && !shared &&
+	     io_wait_first(c, io->flags)))
 		goto wait;
 	for (;;) {
 		size_t cap = (size_t)-1;
@@ -502,10 +507,15 @@ ssize_t engine_io(int fd, struct dl_io *io)
 			if (k == 0)
 				continue;
 		}
-		if (swallow) /* blackholed: the bytes vanish */
+		if (have_r) { /* engine_io's attempt */
+			have_r = 0;
+			r = r0;
+			errno = e0;
+		} else if (swallow) { /* blackholed: the bytes vanish */
 			r = (ssize_t)(want - done < cap ? want - done : cap);
-		else
+		} else {
 			r = io_attempt(fd, io, peekall ? 0 : done, cap);
+		}
 		if (peekall && r > 0 && (size_t)r < want && !faulted &&
 		    !(io->flags & MSG_DONTWAIT) && !peek_last &&
 		    !track_app_nonblocking(fd, c, 0) &&

@@ -28,6 +28,16 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
+void track_cold_clear(int fd)
+{
+	struct dl_cold *cold = fdtab_cold(fd);
+
+	if (cold && (cold->ino || cold->addr.sin6_family)) {
+		CONN_STORE(cold->ino, 0);
+		cold->addr.sin6_family = 0;
+	}
+}
+
 uint64_t track_inode_of(int fd)
 {
 	struct stat sb;
@@ -80,7 +90,7 @@ void engine_on_newfd(int fd)
 {
 	struct dl_conn *c = fdtab_peek(fd);
 
-	if (c && (conn_state(c) || c->heap_idx >= 0))
+	if (c && (conn_state(c) || CONN_LOAD(c->heap_idx) >= 0))
 		engine_on_close(fd);
 }
 
@@ -91,7 +101,7 @@ void engine_on_close(int fd)
 
 	if (inject_on)
 		inject_detach(fd, 0);
-	if (!c || (!conn_state(c) && c->heap_idx < 0)) {
+	if (!c || (!conn_state(c) && CONN_LOAD(c->heap_idx) < 0)) {
 		errno = saved;
 		return;
 	}
@@ -108,7 +118,6 @@ void engine_on_close(int fd)
 		memset(&snap, 0, sizeof(snap));
 		snap.heap_idx = -1;
 		snap.rule = CONN_LOAD(c->rule);
-		snap.ino = CONN_LOAD(c->ino);
 		snap.rcvtimeo_ms = CONN_LOAD(c->rcvtimeo_ms);
 		snap.sndtimeo_ms = CONN_LOAD(c->sndtimeo_ms);
 		for (int p = 0; p < DL_PH_COUNT; p++)
@@ -119,8 +128,7 @@ void engine_on_close(int fd)
 			holds_orphan_add_locked(fd, c, old >> CONN_GEN_SHIFT, &snap);
 	}
 	engine_unlock();
-	if (fdtab_peer(fd))
-		fdtab_peer(fd)->addr.sin6_family = 0;
+	track_cold_clear(fd);
 	errno = saved;
 }
 
@@ -142,8 +150,15 @@ void engine_on_dup(int oldfd, int newfd)
 				 __atomic_load_n(&o->dl[i], __ATOMIC_RELAXED),
 				 __ATOMIC_RELAXED);
 	CONN_STORE(n->rule, CONN_LOAD(o->rule));
-	CONN_STORE(n->ino, CONN_LOAD(o->ino));
-	*fdtab_peer(newfd) = *fdtab_peer(oldfd);
+	if (fdtab_cold(oldfd) && (fdtab_cold(oldfd)->ino ||
+				  fdtab_cold(oldfd)->addr.sin6_family)) {
+		struct dl_cold *nc = fdtab_cold_get(newfd);
+
+		if (nc)
+			*nc = *fdtab_cold(oldfd);
+	} else {
+		track_cold_clear(newfd);
+	}
 	CONN_STORE(n->rcvtimeo_ms, CONN_LOAD(o->rcvtimeo_ms));
 	CONN_STORE(n->sndtimeo_ms, CONN_LOAD(o->sndtimeo_ms));
 	__atomic_fetch_or(&o->st, CONN_SHARED, __ATOMIC_ACQ_REL);
@@ -257,7 +272,8 @@ void engine_on_accept(int lfd, int fd, int flags)
 				 ((flags & SOCK_NONBLOCK) ? CONN_NONBLOCK : 0),
 			 __ATOMIC_RELEASE);
 	CONN_STORE(c->rule, rule);
-	CONN_STORE(c->ino, track_inode_of(fd));
+	/* accept() made the socket before the shim's eyes: every close of
+	 * it comes here too, no inode is needed to recognise it. */
 	conn_start(c, limits_of(c), 1, 0, clock_now());
 	observe_conn(fd, c, 0, 0, 1);
 	stats_count(&stats_of(c)->conns, 1);

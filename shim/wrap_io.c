@@ -27,11 +27,11 @@ ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
 
 static ssize_t do_read(int fd, void *buf, size_t n)
 {
-	struct dl_io io = { .op = OP_READ, .buf = buf, .len = n };
+	struct dl_conn *c = engine_tracked(fd);
 
-	if (!engine_tracked(fd))
+	if (!c)
 		return REAL(read)(fd, buf, n);
-	return engine_io(fd, &io);
+	return engine_recv(fd, c, buf, n, 0, OP_READ);
 }
 
 DL_EXPORT ssize_t read(int fd, void *buf, size_t n)
@@ -66,10 +66,13 @@ static ssize_t do_recvfrom(int fd, void *buf, size_t n, int flags,
 	struct dl_io io = { .op = plain ? OP_RECV : OP_RECVFROM, .buf = buf,
 			    .len = n, .flags = flags, .from = from,
 			    .fromlen = fromlen };
+	struct dl_conn *c = engine_tracked(fd);
 
-	if (!engine_tracked(fd))
+	if (!c)
 		return plain ? REAL(recv)(fd, buf, n, flags)
 			     : REAL(recvfrom)(fd, buf, n, flags, from, fromlen);
+	if (!from)
+		return engine_recv(fd, c, buf, n, flags, io.op);
 	return engine_io(fd, &io);
 }
 
@@ -119,11 +122,11 @@ DL_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 
 static ssize_t do_write(int fd, const void *buf, size_t n)
 {
-	struct dl_io io = { .op = OP_WRITE, .buf = (void *)buf, .len = n };
+	struct dl_conn *c = engine_tracked(fd);
 
-	if (!engine_tracked(fd))
+	if (!c)
 		return REAL(write)(fd, buf, n);
-	return engine_io(fd, &io);
+	return engine_send(fd, c, buf, n, 0, OP_WRITE);
 }
 
 DL_EXPORT ssize_t write(int fd, const void *buf, size_t n)
@@ -152,13 +155,17 @@ static ssize_t do_sendto(int fd, const void *buf, size_t n, int flags,
 			    .buf = (void *)buf, .len = n, .flags = flags,
 			    .to = to, .tolen = tolen };
 
-	if (!engine_tracked(fd)) {
+	struct dl_conn *c = engine_tracked(fd);
+
+	if (!c) {
 		if (__builtin_expect(flags & MSG_FASTOPEN, 0) && !plain && to &&
 		    engine_enabled())
 			return engine_fastopen(fd, &io);
 		return plain ? REAL(send)(fd, buf, n, flags)
 			     : REAL(sendto)(fd, buf, n, flags, to, tolen);
 	}
+	if (!to)
+		return engine_send(fd, c, buf, n, flags, io.op);
 	return engine_io(fd, &io);
 }
 

@@ -32,9 +32,14 @@ int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *tmo,
 /* How long the next slice may last: until the earliest deadline or the
  * program's own end (app_end, 0 = none), whichever is first; -1 = no
  * bound.  Tears down what is already due. */
-static int64_t slice_ns(int64_t app_end, int64_t now)
+static inline int64_t slice_ns(int64_t app_end, int64_t now)
 {
-	int64_t next = engine_expire_due(now), until = next;
+	int64_t next = engine_next_due(), until;
+
+	/* Something due: tear it down (the top key is a lower bound). */
+	if (__builtin_expect(next && next <= now, 0))
+		next = engine_expire_due(now);
+	until = next;
 
 	if (app_end && (!until || app_end < until))
 		until = app_end;
@@ -502,23 +507,38 @@ DL_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e,
 
 /* ---- epoll ----------------------------------------------------------- */
 
-static int epoll_slice(int epfd, struct epoll_event *ev, int max,
-		       int64_t ns, const sigset_t *mask)
+/* Set once epoll_pwait2 answered ENOSYS (kernels before 5.11): slices
+ * are then rounded up to milliseconds. */
+static int pwait2_missing;
+
+static inline __attribute__((always_inline)) int
+epoll_slice(int epfd, struct epoll_event *ev, int max, int64_t ns,
+	    const sigset_t *mask)
 {
 	struct timespec ts;
 
-	if (REAL(epoll_pwait2)) {
-		int r = REAL(epoll_pwait2)(epfd, ev, max, ns_ts(ns, &ts), mask);
-		if (r >= 0 || errno != ENOSYS)
-			return r;
+	if (!__atomic_load_n(&pwait2_missing, __ATOMIC_RELAXED)) {
+		int saved = errno, r;
+
+		if (!REAL(epoll_pwait2)) {
+			__atomic_store_n(&pwait2_missing, 1, __ATOMIC_RELAXED);
+		} else {
+			r = REAL(epoll_pwait2)(epfd, ev, max, ns_ts(ns, &ts),
+					       mask);
+			if (r >= 0 || errno != ENOSYS)
+				return r;
+			__atomic_store_n(&pwait2_missing, 1, __ATOMIC_RELAXED);
+			errno = saved;
+		}
 	}
 	return REAL(epoll_pwait)(epfd, ev, max,
 				 ns < 0 ? -1 : (int)((ns + 999999) / 1000000),
 				 mask);
 }
 
-static int epoll_sliced(int epfd, struct epoll_event *ev, int max,
-			int64_t app_ns, const sigset_t *mask)
+static inline __attribute__((always_inline)) int
+epoll_sliced(int epfd, struct epoll_event *ev, int max, int64_t app_ns,
+	     const sigset_t *mask)
 {
 	int64_t now = clock_now();
 	int64_t app_end = app_ns >= 0 ? now + app_ns : 0;
@@ -526,7 +546,7 @@ static int epoll_sliced(int epfd, struct epoll_event *ev, int max,
 	for (;;) {
 		int r = epoll_slice(epfd, ev, max, slice_ns(app_end, now), mask);
 
-		if (r != 0)
+		if (__builtin_expect(r != 0, 1))
 			return r;
 		now = clock_now();
 		if (app_ns >= 0 && now >= app_end)
@@ -566,7 +586,7 @@ static int do_epoll_pwait(int epfd, struct epoll_event *ev, int max,
 	if (self_outside())
 		return plain ? REAL(epoll_wait)(epfd, ev, max, timeout)
 			     : REAL(epoll_pwait)(epfd, ev, max, timeout, mask);
-	if (inject_active() && max > 0)
+	if (inject_on && inject_active() && max > 0)
 		return epoll_faulted(epfd, ev, max,
 				     timeout < 0 ? -1
 						 : (int64_t)timeout * 1000000,

@@ -232,3 +232,48 @@ Test(conn, met_hook_sees_each_met_phase_once)
 	cr_assert(met_ph[2] == DL_PH_REQUEST &&
 		  met_dl[2] == fake_now - 10 * MS + 500 * MS);
 }
+
+/* Deadlines that move later are only stored: a connection filed in the
+ * deadline heap is not re-filed (the heap catches up when its key comes
+ * due); one not filed, or a deadline armed earlier than the others, is. */
+Test(conn, later_moves_need_no_refile_earlier_ones_do)
+{
+	lim.ms[DL_PH_IDLE] = 300;
+	lim.ms[DL_PH_REQUEST] = 1000;
+	lim.ms[DL_PH_FIRST_BYTE] = 100;
+	conn_start(&c, &lim, 0, 0, fake_now);
+	__atomic_fetch_or(&c.st, CONN_EPOLLED, __ATOMIC_RELAXED);
+	cr_assert_eq(conn_on_write(&c, &lim, 1, fake_clock), 1,
+		     "not filed yet");
+	c.heap_idx = 0; /* filed (under its earliest deadline, first byte) */
+	fake_now += 10 * MS;
+	cr_assert_eq(conn_on_write(&c, &lim, 1, fake_clock), 0,
+		     "idle and first byte move later");
+	cr_assert_eq(c.dl[DL_PH_IDLE], fake_now + 300 * MS);
+	cr_assert_eq(c.dl[DL_PH_FIRST_BYTE], fake_now + 100 * MS);
+	conn_on_read(&c, &lim, 1, fake_clock); /* first byte met */
+	cr_assert_eq(c.dl[DL_PH_FIRST_BYTE], 0);
+	fake_now += 10 * MS;
+	/* first byte armed again, before idle and request: re-file */
+	cr_assert_eq(conn_on_write(&c, &lim, 1, fake_clock), 1);
+	lim.ms[DL_PH_FIRST_BYTE] = 5000;
+	conn_on_read(&c, &lim, 1, fake_clock);
+	/* armed again after every other deadline: no re-filing */
+	cr_assert_eq(conn_on_write(&c, &lim, 1, fake_clock), 0);
+}
+
+Test(conn, deadline_is_the_earliest_armed)
+{
+	enum dl_phase ph;
+
+	c.dl[DL_PH_REQUEST] = 500;
+	c.dl[DL_PH_IDLE] = 700;
+	cr_assert_eq(conn_deadline(&c, &ph), 500);
+	cr_assert_eq(ph, DL_PH_REQUEST);
+	c.dl[DL_PH_CONNECT] = 500; /* ties: the first phase */
+	cr_assert_eq(conn_deadline(&c, &ph), 500);
+	cr_assert_eq(ph, DL_PH_CONNECT);
+	c.dl[DL_PH_FIRST_BYTE] = 1;
+	cr_assert_eq(conn_deadline(&c, &ph), 1);
+	cr_assert_eq(ph, DL_PH_FIRST_BYTE);
+}
