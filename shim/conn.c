@@ -19,7 +19,7 @@ void conn_start(struct dl_conn *c, const struct dl_limits *l, int inbound,
 	if (inbound && l->ms[DL_PH_FIRST_BYTE])
 		set_dl(c, DL_PH_FIRST_BYTE, now + limit_ns(l, DL_PH_FIRST_BYTE));
 	set_bits(c,
-		 CONN_TRACKED | (inbound ? CONN_INBOUND : 0) |
+		 CONN_TRACKED | (inbound ? CONN_INBOUND | CONN_H1OFF : 0) |
 			 (connecting ? CONN_CONNECTING : 0),
 		 CONN_EXPIRED | CONN_TURN_WROTE | CONN_TURN_READ |
 			 CONN_PH_MASK | CONN_H1 | CONN_H1OFF | (inbound ? 0 : CONN_INBOUND) |

@@ -93,9 +93,12 @@ Test(conn, finished_exchange_meets_request_until_next_write)
 	/* The next request: its deadline must be filed again (returns 1). */
 	cr_assert_eq(conn_on_write(&c, &lim, 5, fake_clock), 1);
 	cr_assert_eq(c.dl[DL_PH_REQUEST], fake_now + 500 * MS);
-	/* A new file on the number: nothing of the old one's following. */
+	/* A new file on the number: nothing of the old one's following;
+	 * an accepted one is never followed (exchange.c). */
 	conn_start(&c, &lim, 0, 0, fake_now);
 	cr_assert_not(conn_state(&c) & (CONN_H1 | CONN_H1OFF));
+	conn_start(&c, &lim, 1, 0, fake_now);
+	cr_assert_eq(conn_state(&c) & (CONN_H1 | CONN_H1OFF), CONN_H1OFF);
 }
 
 Test(conn, first_byte_runs_from_last_write_to_first_read)
