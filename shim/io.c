@@ -176,23 +176,11 @@ static ssize_t io_attempt(int fd, const struct dl_io *io, size_t done,
 
 static size_t io_total(const struct dl_io *io)
 {
-	const struct iovec *v;
 	size_t n, t = 0;
+	const struct iovec *v = io_vec(io, &n);
 
-	switch (io->op) {
-	case OP_READV:
-	case OP_WRITEV:
-		v = io->iov;
-		n = io->iovcnt > 0 ? (size_t)io->iovcnt : 0;
-		break;
-	case OP_RECVMSG:
-	case OP_SENDMSG:
-		v = io->msg->msg_iov;
-		n = io->msg->msg_iovlen;
-		break;
-	default:
+	if (!v)
 		return io->len;
-	}
 	for (size_t i = 0; i < n; i++)
 		t += v[i].iov_len;
 	return t;
