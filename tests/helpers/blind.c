@@ -371,8 +371,8 @@ static int cmd_splice_in(int argc, char **argv)
 	size_t want = (size_t)atoll(argval(argc, argv, "--want", "4096"));
 	unsigned fl = hasflag(argc, argv, "--nonblock-pipe") ? SPLICE_F_NONBLOCK
 							     : 0;
+	uint64_t t0 = hp_now_ns(); /* the connect starts the request */
 	int fd = connect_port(port, 0), p[2], ok = 1;
-	uint64_t t0 = hp_now_ns();
 	size_t total = 0;
 	ssize_t r = 0;
 	char buf[65536];
