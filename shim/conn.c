@@ -1,24 +1,20 @@
 /* conn.c - deadline arithmetic for one connection (see conn.h). */
 #include "conn.h"
 
-#define get_dl conn_get_dl
-#define set_dl conn_set_dl
-#define limit_ns conn_limit_ns
-#define set_bits conn_set_bits
 
 void conn_start(struct dl_conn *c, const struct dl_limits *l, int inbound,
 		int connecting, int64_t now)
 {
 	for (int i = 0; i < DL_PH_COUNT; i++)
-		set_dl(c, (enum dl_phase)i, 0);
+		conn_set_dl(c, (enum dl_phase)i, 0);
 	if (connecting && l->ms[DL_PH_CONNECT])
-		set_dl(c, DL_PH_CONNECT, now + limit_ns(l, DL_PH_CONNECT));
+		conn_set_dl(c, DL_PH_CONNECT, now + conn_limit_ns(l, DL_PH_CONNECT));
 	if (l->ms[DL_PH_REQUEST])
-		set_dl(c, DL_PH_REQUEST, now + limit_ns(l, DL_PH_REQUEST));
+		conn_set_dl(c, DL_PH_REQUEST, now + conn_limit_ns(l, DL_PH_REQUEST));
 	/* An accepted client owes us its request: that is its first byte. */
 	if (inbound && l->ms[DL_PH_FIRST_BYTE])
-		set_dl(c, DL_PH_FIRST_BYTE, now + limit_ns(l, DL_PH_FIRST_BYTE));
-	set_bits(c,
+		conn_set_dl(c, DL_PH_FIRST_BYTE, now + conn_limit_ns(l, DL_PH_FIRST_BYTE));
+	conn_set_bits(c,
 		 CONN_TRACKED | (inbound ? CONN_INBOUND | CONN_H1OFF : 0) |
 			 (connecting ? CONN_CONNECTING : 0),
 		 CONN_EXPIRED | CONN_TURN_WROTE | CONN_TURN_READ |
@@ -31,11 +27,11 @@ void (*conn_met_hook)(const struct dl_conn *c, enum dl_phase ph,
 
 void conn_met(struct dl_conn *c, enum dl_phase ph)
 {
-	int64_t dl = get_dl(c, ph);
+	int64_t dl = conn_get_dl(c, ph);
 
 	if (!dl)
 		return;
-	set_dl(c, ph, 0);
+	conn_set_dl(c, ph, 0);
 	if (__builtin_expect(conn_met_hook != 0, 0))
 		conn_met_hook(c, ph, dl);
 }
@@ -43,14 +39,14 @@ void conn_met(struct dl_conn *c, enum dl_phase ph)
 void conn_connected(struct dl_conn *c)
 {
 	conn_met(c, DL_PH_CONNECT);
-	set_bits(c, 0, CONN_CONNECTING);
+	conn_set_bits(c, 0, CONN_CONNECTING);
 }
 
 int conn_arm(struct dl_conn *c, enum dl_phase ph, int64_t v)
 {
 	int64_t before = conn_deadline(c, 0);
 
-	set_dl(c, ph, v);
+	conn_set_dl(c, ph, v);
 	/* The heap's pass takes an entry out when it finds nothing armed,
 	 * then looks again (expire.c): one of the two sees the other. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -78,9 +74,9 @@ void conn_exchange_over(struct dl_conn *c)
 
 int conn_on_wait(struct dl_conn *c, const struct dl_limits *l, int64_t now)
 {
-	if (!l->ms[DL_PH_IDLE] || get_dl(c, DL_PH_IDLE))
+	if (!l->ms[DL_PH_IDLE] || conn_get_dl(c, DL_PH_IDLE))
 		return 0;
-	return conn_arm(c, DL_PH_IDLE, now + limit_ns(l, DL_PH_IDLE));
+	return conn_arm(c, DL_PH_IDLE, now + conn_limit_ns(l, DL_PH_IDLE));
 }
 
 int64_t conn_deadline(const struct dl_conn *c, enum dl_phase *phase)
@@ -90,7 +86,7 @@ int64_t conn_deadline(const struct dl_conn *c, enum dl_phase *phase)
 	int bp = DL_PH_REQUEST;
 
 	for (int i = 0; i < DL_PH_COUNT; i++) {
-		uint64_t v = (uint64_t)get_dl(c, (enum dl_phase)i) - 1;
+		uint64_t v = (uint64_t)conn_get_dl(c, (enum dl_phase)i) - 1;
 
 		if (v < best) {
 			best = v;
