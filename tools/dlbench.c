@@ -5,14 +5,18 @@
  *   dlbench pingpong-epoll [-n ITERS]      the same, non-blocking + epoll
  *   dlbench bulk [--bytes B] [--recv]      64 KiB writes (or reads), B bytes
  *   dlbench connrate [-n CYCLES]           connect, peer accepts+closes, EOF
+ *   dlbench connsend [-n CYCLES]           connect, write 1 byte, close; the
+ *                                          peer accepts, reads, closes
  *   dlbench many [-n CONNS] [--rounds R]   CONNS live connections, one epoll
  *   dlbench expiry -n CONNS --limit-ms L [--spread-ms S] [--self-timed]
  *                                          CONNS deadlines expiring, lateness
  *   dlbench memory [-n CONNS]              RSS growth for CONNS connections
+ *   dlbench hold [-n CONNS] [--hold-ms T]  open CONNS connections, print
+ *                                          "ready", keep them T ms, exit
  *   dlbench syscost [-n CALLS]             what single calls cost here: the
  *                                          pieces the shim adds, timed alone
  *   dlbench peer KIND [--bytes B]          serve (echo1|echo|sink|source|
- *                                          closer); prints port=P first
+ *                                          closer|reader); prints port=P
  *
  * Every case forks its own peer: this program again, exec'd as "dlbench
  * peer KIND" with LD_PRELOAD and the DEADLINE_* variables removed, so only
@@ -38,10 +42,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -69,6 +75,10 @@ struct opts {
 	const char *target; /* "host:port" of an existing server */
 	int peer_shimmed; /* keep LD_PRELOAD / DEADLINE_* for the peer */
 	int notify_fd;    /* peer: where to write the port; -1 = stdout */
+	int ready;        /* pingpong-block: wait (unshimmed) until the reply
+			   * is there before reading: the fast path only */
+	int abort_ok;     /* expiry: ECONNABORTED (deadline --outside) counts */
+	long hold_ms;     /* hold: keep the connections this long */
 };
 
 struct addr {
@@ -449,6 +459,24 @@ static void serve_closer(int lfd)
 	}
 }
 
+/* Accept, read once, close: the server side of connsend. */
+static void serve_reader(int lfd)
+{
+	char buf[64];
+
+	for (;;) {
+		int fd = accept4(lfd, 0, 0, SOCK_CLOEXEC);
+
+		if (fd >= 0) {
+			while (read(fd, buf, sizeof(buf)) < 0 && errno == EINTR)
+				;
+			close(fd);
+		} else if (errno != EINTR && errno != ECONNABORTED) {
+			fail("peer accept");
+		}
+	}
+}
+
 static int cmd_peer(const char *kind, const struct opts *o)
 {
 	int port, lfd;
@@ -476,6 +504,8 @@ static int cmd_peer(const char *kind, const struct opts *o)
 		serve_source(lfd, o->bytes);
 	else if (!strcmp(kind, "closer"))
 		serve_closer(lfd);
+	else if (!strcmp(kind, "reader"))
+		serve_reader(lfd);
 	errno = EINVAL;
 	fail("peer: unknown kind %s", kind);
 }
@@ -609,8 +639,27 @@ __attribute__((noinline, noclone)) static void pong_block(int fd)
 		fail("read");
 }
 
+/* The same with the reply already there when read() is called: the
+ * program waits for it first with a raw ppoll system call, which the shim
+ * cannot see, so its read takes the fast path (data ready) every time.
+ * The raw call costs the same few instructions shimmed or not. */
+__attribute__((noinline, noclone)) static void pong_block_ready(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	char c = 'p';
+
+	if (write(fd, &c, 1) != 1)
+		fail("write");
+	while (syscall(SYS_ppoll, &pfd, 1, NULL, NULL, 0) != 1)
+		if (errno != EINTR)
+			fail("ppoll");
+	if (read(fd, &c, 1) != 1)
+		fail("read");
+}
+
 static int cmd_pingpong_block(const struct opts *o)
 {
+	void (*pong)(int) = o->ready ? pong_block_ready : pong_block;
 	struct addr a;
 	long n = o->n ? o->n : 50000, warm = o->warmup >= 0 ? o->warmup : 2000;
 	int64_t *lat = malloc((size_t)n * sizeof(*lat)), t0, t, prev, c0;
@@ -622,11 +671,11 @@ static int cmd_pingpong_block(const struct opts *o)
 	start_peer("echo1", o, &a);
 	fd = connect_blocking(&a);
 	for (long i = 0; i < warm; i++)
-		pong_block(fd);
+		pong(fd);
 	c0 = cpu_ns();
 	t0 = prev = now_ns();
 	for (long i = 0; i < n; i++) {
-		pong_block(fd);
+		pong(fd);
 		t = now_ns();
 		lat[i] = t - prev;
 		prev = t;
@@ -847,9 +896,116 @@ static int cmd_connrate(const struct opts *o)
 	return 0;
 }
 
+/* One set-up cycle as a short-lived client makes it: connect, one byte,
+ * close (no TCP_NODELAY, no read: nothing the kernel does not need). */
+__attribute__((noinline, noclone)) static void send_cycle(const struct addr *a)
+{
+	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		fail("socket");
+	while (connect(fd, (const struct sockaddr *)&a->ss, a->len) < 0)
+		if (errno != EINTR)
+			fail("connect");
+	if (write(fd, "s", 1) != 1)
+		fail("write");
+	close(fd);
+}
+
+/* The peer reads as fast as the client connects; it stays behind by at
+ * most the listen backlog, more than the cycles of one run.  Every 1000
+ * cycles the client waits for it to catch up anyway (a connection it
+ * closes is answered by the peer's close: EOF), untimed. */
+static void connsend_sync(const struct addr *a)
+{
+	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char c;
+
+	if (fd < 0)
+		fail("socket");
+	while (connect(fd, (const struct sockaddr *)&a->ss, a->len) < 0)
+		if (errno != EINTR)
+			fail("connect");
+	if (write(fd, "y", 1) != 1)
+		fail("write");
+	while (read(fd, &c, 1) < 0)
+		if (errno != EINTR)
+			fail("read (sync)");
+	close(fd);
+}
+
+static int cmd_connsend(const struct opts *o)
+{
+	struct addr a;
+	long n = o->n ? o->n : 2000, warm = o->warmup >= 0 ? o->warmup : 200;
+	int64_t *lat = calloc((size_t)n, sizeof(*lat)), t0, t, prev, wall, c0;
+	int64_t pause = 0;
+
+	if (!lat)
+		fail("calloc");
+	start_peer("reader", o, &a);
+	for (long i = 0; i < warm; i++)
+		send_cycle(&a);
+	if (warm)
+		connsend_sync(&a);
+	c0 = cpu_ns();
+	t0 = prev = now_ns();
+	for (long i = 0; i < n; i++) {
+		send_cycle(&a);
+		t = now_ns();
+		lat[i] = t - prev;
+		prev = t;
+		if (i % 1000 == 999 && i + 1 < n) {
+			connsend_sync(&a);
+			pause += now_ns() - t;
+			prev = now_ns();
+		}
+	}
+	wall = prev - t0 - pause;
+	/* The peer has taken every connection before it is stopped, so that a
+	 * count of its system calls covers all n cycles. */
+	connsend_sync(&a);
+	qsort(lat, (size_t)n, sizeof(*lat), cmp_i64);
+	printf("bench=connsend n=%ld ns_per_op=%.1f p50_ns=%lld p99_ns=%lld "
+	       "per_s=%.0f cpu_ns_per_op=%.1f wall_s=%.3f\n",
+	       n, (double)wall / (double)n, (long long)pct(lat, (size_t)n, 50),
+	       (long long)pct(lat, (size_t)n, 99),
+	       (double)n * NS_PER_S / (double)wall,
+	       (double)(cpu_ns() - c0) / (double)n, (double)wall / NS_PER_S);
+	stop_peer();
+	free(lat);
+	return 0;
+}
+
 /* ------------------------------------------------------------------------
  * Many connections in one epoll loop
  */
+
+/* One source address serves this many connections to one destination;
+ * beyond it, 127.0.0.2, .3, ...  The kernel's search for a free ephemeral
+ * port slows down sharply as the range (28,232 ports by default) fills:
+ * at 20,000 connections from one address a connect() costs ~270 us of
+ * CPU here, which would swamp what the expiry and memory cases measure. */
+#ifndef CONNS_PER_SOURCE
+#define CONNS_PER_SOURCE 10000
+#endif
+
+/* Past the first CONNS_PER_SOURCE connections to an IPv4 loopback peer,
+ * bind connection i to its own loopback source address, the port still
+ * picked at connect (IP_BIND_ADDRESS_NO_PORT). */
+static void pick_source(int fd, const struct addr *a, long i)
+{
+	struct sockaddr_in src = { .sin_family = AF_INET };
+	int one = 1;
+
+	if (i < CONNS_PER_SOURCE || a->ss.ss_family != AF_INET)
+		return;
+	src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 +
+				    (uint32_t)(i / CONNS_PER_SOURCE));
+	setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0)
+		fail("bind source #%ld", i);
+}
 
 /* Open n non-blocking connections, CONNECT_BATCH at a time (so the
  * listen backlog never overflows into SYN retransmits), registered in ep
@@ -869,6 +1025,7 @@ static void open_many(const struct addr *a, int ep, int *fds, long n)
 					SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 			if (fds[i] < 0)
 				fail("socket #%ld", i);
+			pick_source(fds[i], a, i);
 			if (connect(fds[i], (const struct sockaddr *)&a->ss,
 				    a->len) < 0 && errno != EINPROGRESS)
 				fail("connect #%ld", i);
@@ -980,6 +1137,40 @@ out:
 }
 
 /* ------------------------------------------------------------------------
+ * hold: n idle connections kept open for hold_ms, for a supervisor to
+ * follow (deadline --outside); "ready n=N" on stdout once all are open.
+ */
+
+static int cmd_hold(const struct opts *o)
+{
+	struct addr a;
+	long n = o->n, hold = o->hold_ms ? o->hold_ms : 10000;
+	int *fds = calloc((size_t)(n ? n : 1), sizeof(*fds));
+	struct timespec ts = { hold / 1000, (hold % 1000) * NS_PER_MS };
+	int ep;
+
+	if (!fds)
+		fail("calloc");
+	raise_nofile(n + 64);
+	start_peer("echo", o, &a);
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		fail("epoll_create1");
+	open_many(&a, ep, fds, n);
+	printf("ready n=%ld\n", n);
+	fflush(stdout);
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	printf("bench=hold n=%ld hold_ms=%ld\n", n, hold);
+	for (long i = 0; i < n; i++)
+		close_abort(fds[i]);
+	close(ep);
+	stop_peer();
+	free(fds);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
  * Expiry: n connections opened evenly over spread_ms, each left waiting
  * for a reply that never comes, so the shim's deadline (limit_ms after its
  * connect) aborts every one.  Lateness = when the event loop saw the fd
@@ -1020,7 +1211,7 @@ static int cmd_expiry(const struct opts *o)
 	int64_t *late = calloc((size_t)n, sizeof(*late));
 	long next = 0, head = 0, resolved = 0, expired = 0, other = 0;
 	long first_errno = 0;
-	int64_t t0, end, lim_ns;
+	int64_t t0, end, lim_ns, c0, cpu;
 	int ep;
 
 	if (!evs || !fds || !tconn || !late)
@@ -1035,6 +1226,7 @@ static int cmd_expiry(const struct opts *o)
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0)
 		fail("epoll_create1");
+	c0 = cpu_ns();
 	t0 = now_ns();
 	end = t0 + (spread + limit + 5000) * NS_PER_MS;
 	while (resolved < n) {
@@ -1052,6 +1244,7 @@ static int cmd_expiry(const struct opts *o)
 					SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 			if (fd < 0)
 				fail("socket #%ld", next);
+			pick_source(fd, &a, next);
 			tconn[next] = now_ns();
 			if (connect(fd, (const struct sockaddr *)&a.ss, a.len) < 0 &&
 			    errno != EINPROGRESS)
@@ -1099,7 +1292,8 @@ static int cmd_expiry(const struct opts *o)
 			r = read(fds[i], &c, 1);
 			if (r < 0 && errno == EAGAIN)
 				continue;
-			if (r < 0 && errno == ETIMEDOUT) {
+			if (r < 0 && (errno == ETIMEDOUT ||
+				      (o->abort_ok && errno == ECONNABORTED))) {
 				late[expired++] = tobs - (tconn[i] + lim_ns);
 			} else {
 				if (!first_errno)
@@ -1111,12 +1305,16 @@ static int cmd_expiry(const struct opts *o)
 			resolved++;
 		}
 	}
+	cpu = cpu_ns() - c0;
 	qsort(late, (size_t)expired, sizeof(*late), cmp_i64);
 	printf("bench=%s n=%ld limit_ms=%ld spread_ms=%ld expired=%ld "
-	       "other=%ld first_errno=%ld missing=%ld late_min_us=%.1f "
+	       "other=%ld first_errno=%ld missing=%ld cpu_us_per_conn=%.2f "
+	       "late_min_us=%.1f "
 	       "late_p50_us=%.1f late_p99_us=%.1f late_max_us=%.1f "
 	       "wall_s=%.3f\n",
-	       o->self_timed ? "expiry-self" : "expiry", n, limit, spread, expired, other, first_errno, n - resolved,
+	       o->self_timed ? "expiry-self" : "expiry", n, limit, spread,
+	       expired, other, first_errno, n - resolved,
+	       (double)cpu / 1000.0 / (double)n,
 	       expired ? (double)late[0] / 1000 : 0.0,
 	       (double)pct(late, (size_t)expired, 50) / 1000,
 	       (double)pct(late, (size_t)expired, 99) / 1000,
@@ -1213,9 +1411,9 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: dlbench CASE [options]\n"
-		"  cases: pingpong-block pingpong-epoll bulk connrate many "
-		"expiry memory syscost\n"
-		"         peer echo1|echo|sink|source|closer\n"
+		"  cases: pingpong-block pingpong-epoll bulk connrate connsend "
+		"many expiry memory hold syscost\n"
+		"         peer echo1|echo|sink|source|closer|reader\n"
 		"  -n N            iterations / cycles / connections\n"
 		"  --warmup N      untimed iterations first\n"
 		"  --rounds R      many: passes over all connections\n"
@@ -1226,6 +1424,10 @@ static void usage(void)
 		"  --self-timed    expiry: no shim; the loop times itself\n"
 		"  --target H:P    ping-pong: use this loopback server\n"
 		"  --delay-us D    ping-pong: the peer answers D us late\n"
+		"  --ready         pingpong-block: read only once the reply is "
+		"there\n"
+		"  --abort-ok      expiry: ECONNABORTED counts as expired\n"
+		"  --hold-ms T     hold: keep the connections T ms\n"
 		"  --peer-shimmed  keep LD_PRELOAD/DEADLINE_* for the peer\n"
 		"  --max-s S       give up after S seconds (default 300)\n");
 	exit(2);
@@ -1294,6 +1496,14 @@ int main(int argc, char **argv)
 			o.self_timed = 1;
 			continue;
 		}
+		if (!strcmp(a, "--ready")) {
+			o.ready = 1;
+			continue;
+		}
+		if (!strcmp(a, "--abort-ok")) {
+			o.abort_ok = 1;
+			continue;
+		}
 		if (!strcmp(a, "--peer-shimmed")) {
 			o.peer_shimmed = 1;
 			continue;
@@ -1317,6 +1527,8 @@ int main(int argc, char **argv)
 			o.target = v;
 		else if (!strcmp(a, "--delay-us"))
 			o.delay_us = parse_long(v);
+		else if (!strcmp(a, "--hold-ms"))
+			o.hold_ms = parse_long(v);
 		else if (!strcmp(a, "--max-s"))
 			o.max_s = (int)parse_long(v);
 		else if (!strcmp(a, "--notify-fd"))
@@ -1336,6 +1548,10 @@ int main(int argc, char **argv)
 		return cmd_bulk(&o);
 	if (!strcmp(cmd, "connrate"))
 		return cmd_connrate(&o);
+	if (!strcmp(cmd, "connsend"))
+		return cmd_connsend(&o);
+	if (!strcmp(cmd, "hold"))
+		return cmd_hold(&o);
 	if (!strcmp(cmd, "many"))
 		return cmd_many(&o, 1);
 	if (!strcmp(cmd, "memory"))
