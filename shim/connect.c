@@ -592,12 +592,24 @@ static ssize_t cw_rest(int fd, struct dl_io *io, size_t off)
 	return r;
 }
 
+/* r bytes of io went: write the rest (a blocking write moves it all),
+ * and report the whole, or the rest's error if nothing went before it. */
+static ssize_t cw_finish(int fd, struct dl_io *io, ssize_t r, int saved)
+{
+	ssize_t w = cw_rest(fd, io, (size_t)r);
+
+	if (w < 0 && r == 0)
+		return -1;
+	errno = saved;
+	return r + (w > 0 ? w : 0);
+}
+
 ssize_t connect_write(int fd, struct dl_conn *c, struct dl_io *io, int began)
 {
 	int blocking = !(io->flags & MSG_DONTWAIT) &&
 		       !track_app_nonblocking(fd, c, 0);
 	int saved = errno, e;
-	ssize_t r, w;
+	ssize_t r;
 
 	r = cw_attempt(fd, io);
 	e = errno;
@@ -616,11 +628,7 @@ ssize_t connect_write(int fd, struct dl_conn *c, struct dl_io *io, int began)
 			errno = saved;
 			return r;
 		}
-		w = cw_rest(fd, io, (size_t)r);
-		if (w < 0 && r == 0)
-			return -1;
-		errno = saved;
-		return r + (w > 0 ? w : 0);
+		return cw_finish(fd, io, r, saved);
 	}
 	/* The handshake runs; r bytes (if any) went on the SYN. */
 	cw_sent(fd, c, io, r, 1);
@@ -650,11 +658,7 @@ ssize_t connect_write(int fd, struct dl_conn *c, struct dl_io *io, int began)
 		errno = saved;
 		return r;
 	}
-	w = cw_rest(fd, io, (size_t)r);
-	if (w < 0 && r == 0)
-		return -1;
-	errno = saved;
-	return r + (w > 0 ? w : 0);
+	return cw_finish(fd, io, r, saved);
 }
 
 ssize_t engine_fastopen(int fd, struct dl_io *io)

@@ -65,6 +65,17 @@ static struct {
 
 static unsigned reload_ok, reload_bad;
 
+/* The file as it is now is what changes are measured against. */
+static void remember(const struct stat *st)
+{
+	last.dev = st->st_dev;
+	last.ino = st->st_ino;
+	last.size = st->st_size;
+	last.mtim = st->st_mtim;
+	last.ctim = st->st_ctim;
+	last.seen = 1;
+}
+
 const struct rules_gen *rules_now(void)
 {
 	return __atomic_load_n(&cur, __ATOMIC_ACQUIRE);
@@ -171,14 +182,8 @@ int rules_start(const struct conf *c, const char *path, int used,
 		/* What "changed" is measured against.  (The text's hash is
 		 * learnt at the first reload: a file rewritten with the same
 		 * bytes then costs one load, once.) */
-		if (stat(rpath, &st) == 0) {
-			last.dev = st.st_dev;
-			last.ino = st.st_ino;
-			last.size = st.st_size;
-			last.mtim = st.st_mtim;
-			last.ctim = st.st_ctim;
-			last.seen = 1;
-		}
+		if (stat(rpath, &st) == 0)
+			remember(&st);
 	}
 	return active;
 }
@@ -332,12 +337,7 @@ void rules_check(void)
 	text = slurp(&len);
 	if (!text)
 		goto out;	/* not readable now: look again later */
-	last.dev = st.st_dev;
-	last.ino = st.st_ino;
-	last.size = st.st_size;
-	last.mtim = st.st_mtim;
-	last.ctim = st.st_ctim;
-	last.seen = 1;
+	remember(&st);
 	h = fnv1a(text, len);
 	if (h != last.hash) {
 		last.hash = h;
