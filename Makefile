@@ -93,7 +93,7 @@ DEADLINE_DIRS = -DDL_LIBDIR='"$(LIBDIR)"' -DDL_BINDIR='"$(BINDIR)"' \
 # deadline --outside (tools/outside*.c, tools/diag.c) logs through the
 # shim's own log.c and log_line.c (and real.c, which they call).
 OUTSIDE_SRCS := tools/outside.c tools/outside_track.c tools/outside_proc.c \
-                tools/diag.c
+                tools/diag.c tools/ticks.c
 # deadline observe / suggest / report (docs/observe.md).
 OBSERVE_SRCS := tools/observe.c tools/suggest.c tools/report.c
 DEADLINE_OBJS = $(BUILD)/obj/log.o $(BUILD)/obj/log_line.o $(BUILD)/obj/real.o
@@ -122,8 +122,8 @@ $(BUILD)/helpers/ctorlib: tests/helpers/ctorlib.c tests/helpers/helpers.h \
 	    -L$(BUILD)/helpers -Wl,--no-as-needed -lctorlib \
 	    -Wl,-rpath,'$$ORIGIN' -lpthread
 
-$(UNIT_BIN): $(UNIT_SRCS) $(CORE_LIB) | $(BUILD)/tests
-	$(CC) $(BASE_CFLAGS) -Wno-missing-prototypes -o $@ $(UNIT_SRCS) \
+$(UNIT_BIN): $(UNIT_SRCS) tools/ticks.c tools/ticks.h $(CORE_LIB) | $(BUILD)/tests
+	$(CC) $(BASE_CFLAGS) -Wno-missing-prototypes -o $@ $(UNIT_SRCS) tools/ticks.c \
 	    $(CORE_LIB) -lcriterion $(LIBS)
 
 $(INTEG_BIN): $(INTEG_SRCS) tests/integration/harness.h tests/helpers/helpers.h | $(BUILD)/tests

@@ -180,19 +180,19 @@ static int load_rules(void)
  * What the kernel must offer
  */
 
-/* One jiffy: the granularity of tcp_info's ages (the kernel counts
- * them in jiffies, HZ of them a second).  Measured on the probe
- * connection cfd (local c, remote a): after one byte is sent, its "last
- * data sent" age grows in steps of one jiffy; the largest step seen in
- * about 30 ms is taken (HZ=300 gives steps of 3 and 4 ms).  When fewer
- * than two steps show, HZ=100's 10 ms, the coarsest Linux has, so that
- * an age never makes a deadline fire early. */
-static int64_t measure_jiffy(int cfd, const struct sockaddr_in *c,
-			     const struct sockaddr_in *a)
+/* The kernel's tick (ticks.h), measured on the probe connection cfd
+ * (local c, remote a): after one byte is sent, its "last data sent" age
+ * is read back to back for up to 100 ms; each time it grows, a tick
+ * boundary fell between the two reads.  The boundaries located within
+ * TICKS_TIGHT_NS (six of them) give HZ and the grid's phase, by the
+ * largest step of the age among them and where they fall (ticks_fit). */
+static void measure_ticks(int cfd, const struct sockaddr_in *c,
+			  const struct sockaddr_in *a)
 {
 	struct diag_sock q, d;
 	uint32_t prev = 0, step = 0;
-	int changes = 0;
+	int64_t lo[6], t0, t_prev = 0;
+	size_t n = 0;
 
 	memset(&q, 0, sizeof(q));
 	q.family = AF_INET;
@@ -201,21 +201,31 @@ static int64_t measure_jiffy(int cfd, const struct sockaddr_in *c,
 	q.id.idiag_src[0] = c->sin_addr.s_addr;
 	q.id.idiag_dst[0] = a->sin_addr.s_addr;
 	q.id.idiag_cookie[0] = q.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-	if (send(cfd, "x", 1, MSG_NOSIGNAL) != 1)
-		return 10 * CLOCK_NS_PER_MS;
-	for (int i = 0; i < 30; i++) {
-		if (diag_get(T.nl, &q, &d) < 0 || !d.has_info)
+	if (send(cfd, "x", 1, MSG_NOSIGNAL) != 1) {
+		ticks_fit(&T.ticks, lo, 0, 0);
+		return;
+	}
+	/* Six boundaries, or 100 ms (25 ticks at HZ=250, 10 at HZ=100)
+	 * when reads are preempted (a loaded machine). */
+	t0 = clock_now();
+	while (n < 6) {
+		int64_t t = clock_now();
+
+		if (t - t0 > 100 * CLOCK_NS_PER_MS ||
+		    diag_get(T.nl, &q, &d) < 0 || !d.has_info)
 			break;
-		if (i && d.last_data_sent_ms != prev) {
-			if (changes++ && d.last_data_sent_ms - prev > step)
+		/* A change read within TICKS_TIGHT_NS is one tick's step
+		 * (a preempted read may span several). */
+		if (t_prev && d.last_data_sent_ms != prev &&
+		    d.t_ns - t_prev <= TICKS_TIGHT_NS) {
+			if (d.last_data_sent_ms - prev > step)
 				step = d.last_data_sent_ms - prev;
+			lo[n++] = t_prev;
 		}
 		prev = d.last_data_sent_ms;
-		clock_sleep_until(clock_now() + CLOCK_NS_PER_MS);
+		t_prev = t;
 	}
-	return changes >= 3 && step && step <= 10
-		       ? (int64_t)step * CLOCK_NS_PER_MS
-		       : 10 * CLOCK_NS_PER_MS;
+	ticks_fit(&T.ticks, lo, n, step);
 }
 
 /* Aborts a loopback connection of our own with SOCK_DESTROY: proves the
@@ -240,7 +250,7 @@ static int probe_destroy(void)
 		    "(is the loopback interface up?)", strerror(errno));
 		goto out;
 	}
-	T.jiffy_ns = measure_jiffy(cfd, &c, &a);
+	measure_ticks(cfd, &c, &a);
 	err = diag_destroy_tuple(T.nl_kill, c.sin_addr.s_addr, c.sin_port,
 				 a.sin_addr.s_addr, a.sin_port);
 	if (err == -EPERM || err == -EACCES) {
@@ -429,7 +439,8 @@ static void start_line(const struct outside_opts *o)
 		{ "filter", T.cgroup_id ? "cgroup" : "inode", 0 },
 		{ "cgroup", cg_dir[0] ? cg_dir : "-", 0 },
 		{ "interval_ms", 0, T.interval_ns / CLOCK_NS_PER_MS },
-		{ "jiffy_ms", 0, T.jiffy_ns / CLOCK_NS_PER_MS },
+		{ "jiffy_ms", 0, T.ticks.tick_ns / CLOCK_NS_PER_MS },
+		{ "hz", 0, T.ticks.hz },
 		{ "rules", 0, (long long)T.conf.nrules },
 		{ "log", dl_log_dest(), 0 },
 	};
@@ -535,8 +546,8 @@ int outside_run(const struct outside_opts *o, char **argv)
 	}
 	if (active && probe_destroy() < 0)
 		return EXIT_FAIL;
-	if (!T.jiffy_ns)
-		T.jiffy_ns = 10 * CLOCK_NS_PER_MS;
+	if (!T.ticks.tick_ns)
+		T.ticks.tick_ns = 10 * CLOCK_NS_PER_MS;
 	T.interval_ns = (int64_t)(o->interval_ms ? o->interval_ms
 						  : OUTSIDE_INTERVAL_MS) *
 			CLOCK_NS_PER_MS;

@@ -21,6 +21,7 @@
 #include "conf.h"
 #include "diag.h"
 #include "outside.h"
+#include "ticks.h"
 
 /* ------------------------------------------------------------- proc */
 
@@ -55,10 +56,8 @@ size_t proc_cgroup_pids(const char *dir, pid_t **out);
  * owner.  Returns the number of socket fds found. */
 size_t proc_scan_sockets(struct oinomap *m, const pid_t *pids, size_t n);
 
-/* proc_find_fd - the pid and fd holding socket inode ino among pids;
- * 0 on success, -1 if none does. */
-int proc_find_fd(uint32_t ino, const pid_t *pids, size_t n, pid_t *pid,
-		 int *fd);
+/* proc_fd_holds - whether fd of pid is socket inode ino now. */
+int proc_fd_holds(pid_t pid, int fd, uint32_t ino);
 
 /* cg_mount - where cgroup v2 is mounted (from /proc/self/mountinfo) into
  * buf; -1 when it is not. */
@@ -126,7 +125,7 @@ struct otrack {
 	const char *cg_dir;	/* the group (cgroup mode), for fd look-ups */
 	pid_t root;		/* the program (launch) or the attached pid */
 	int attach;		/* following a process that was already running */
-	int64_t jiffy_ns;	/* granularity of tcp_info's ms ages */
+	struct ticks ticks;	/* how tcp_info's ms ages are dated */
 	int64_t interval_ns;
 
 	/* Inode mode (no cgroup filter): which sockets are the program's. */

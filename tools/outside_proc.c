@@ -273,34 +273,18 @@ size_t proc_scan_sockets(struct oinomap *m, const pid_t *pids, size_t n)
 	return a.found;
 }
 
-struct find_arg {
-	uint32_t ino;
-	int fd;
-};
-
-static int find_one(uint32_t ino, int fd, void *arg)
+int proc_fd_holds(pid_t pid, int fd, uint32_t ino)
 {
-	struct find_arg *a = arg;
+	char link[64], target[64], want[32];
+	ssize_t n;
 
-	if (ino != a->ino)
+	snprintf(link, sizeof(link), "/proc/%d/fd/%d", (int)pid, fd);
+	snprintf(want, sizeof(want), "socket:[%u]", ino);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
 		return 0;
-	a->fd = fd;
-	return 1;
-}
-
-int proc_find_fd(uint32_t ino, const pid_t *pids, size_t n, pid_t *pid,
-		 int *fd)
-{
-	for (size_t i = 0; i < n; i++) {
-		struct find_arg a = { ino, -1 };
-
-		if (each_socket(pids[i], find_one, &a)) {
-			*pid = pids[i];
-			*fd = a.fd;
-			return 0;
-		}
-	}
-	return -1;
+	target[n] = '\0';
+	return strcmp(target, want) == 0;
 }
 
 /* ------------------------------------------------------------------------

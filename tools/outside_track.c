@@ -4,10 +4,10 @@
  * Each listing (every interval) updates every connection from its
  * tcp_info; times are back-dated from tcp_info's ages (last data sent,
  * last data received, the SYN's retransmission timer), which the kernel
- * keeps in jiffies: an age is read as "at most that long ago, plus one
- * jiffy", so a phase start is never put earlier than it was (a deadline
- * never fires early), and never before the previous listing, which did
- * not show the event yet.
+ * keeps in jiffies: an age is read as "at the end of the tick it names"
+ * (ticks.h), so a phase start is never put earlier than it was (a
+ * deadline never fires early), and never before the previous listing,
+ * which did not show the event yet.
  *
  * The earliest deadline of each connection sits in a binary heap.  When
  * the top falls due between two listings, only the connections due are
@@ -320,7 +320,7 @@ static int64_t clamp(int64_t t, int64_t lo, int64_t hi)
 /* When something tcp_info dates "age_ms ago" happened, at the latest. */
 static int64_t ago(int64_t now, uint32_t age_ms)
 {
-	return now - (int64_t)age_ms * CLOCK_NS_PER_MS + T.jiffy_ns;
+	return ticks_ago(&T.ticks, now, age_ms);
 }
 
 /* When a pending connect started: its SYN timer was armed at connect()
@@ -464,24 +464,33 @@ static void update(struct osock *s, const struct diag_sock *d, int64_t now)
  * Expiry
  */
 
-/* The process and fd holding inode ino, for the log line. */
+/* The process and fd holding inode ino, for the log line: the inode map,
+ * checked with one readlink.  On a miss every socket of the program's
+ * processes is mapped at once, so that a burst of expiries costs one walk
+ * of /proc, not one each (it is on the way to the abort).  A launch's
+ * group keeps no map otherwise: it is rebuilt whole, holding only the
+ * sockets open now; the inode mode's listings prune theirs. */
 static void holder(uint32_t ino, pid_t *pid, int *fd)
 {
-	const struct oino *e = oino_get(&T.inos, ino);
-	pid_t *pids = NULL;
-	size_t n;
+	struct oino *e = oino_get(&T.inos, ino);
 
 	*pid = 0;
 	*fd = -1;
+	if (!e || !e->pid || !proc_fd_holds(e->pid, e->fd, ino)) {
+		pid_t *pids = NULL;
+		size_t n = T.cg_dir ? proc_cgroup_pids(T.cg_dir, &pids)
+				    : proc_tree(T.root, &pids);
+
+		if (T.cgroup_id)
+			oino_free(&T.inos);
+		proc_scan_sockets(&T.inos, pids, n);
+		free(pids);
+		e = oino_get(&T.inos, ino);
+	}
 	if (e && e->pid) {
 		*pid = e->pid;
 		*fd = e->fd;
-		return;
 	}
-	n = T.cg_dir ? proc_cgroup_pids(T.cg_dir, &pids)
-		     : proc_tree(T.root, &pids);
-	proc_find_fd(ino, pids, n, pid, fd);
-	free(pids);
 }
 
 static void log_expiry(const struct osock *s, int64_t now, int64_t start,
