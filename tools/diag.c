@@ -128,7 +128,8 @@ static void parse_one(const struct nlmsghdr *h, struct diag_sock *s,
 /* One request and its replies: a dump (id NULL) or the one socket id
  * names. */
 static int request(int nl, int family, uint32_t states, uint64_t cgroup_id,
-		   const struct inet_diag_sockid *id, diag_cb cb, void *arg)
+		   const struct inet_diag_sockid *id, diag_cb cb,
+		   diag_between between, void *arg)
 {
 	static char buf[DIAG_BUF] __attribute__((aligned(8)));
 	struct dump_req q;
@@ -180,10 +181,17 @@ sent:
 		errno = saved;
 		return rc;
 	}
-	for (;;) {
-		ssize_t n = recv(nl, buf, sizeof(buf), 0);
-		int64_t t = mono_ns();
+	for (int batch = 0;; batch++) {
+		ssize_t n;
+		int64_t t;
 		const struct nlmsghdr *h;
+
+		/* The previous batch is done with (buf is free): the caller
+		 * may use the other calls here. */
+		if (batch && between)
+			between(arg);
+		n = recv(nl, buf, sizeof(buf), 0);
+		t = mono_ns();
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -226,9 +234,9 @@ out:
 }
 
 int diag_dump(int nl, int family, uint32_t states, uint64_t cgroup_id,
-	      diag_cb cb, void *arg)
+	      diag_cb cb, diag_between between, void *arg)
 {
-	return request(nl, family, states, cgroup_id, NULL, cb, arg);
+	return request(nl, family, states, cgroup_id, NULL, cb, between, arg);
 }
 
 static int copy_cb(const struct diag_sock *s, void *arg)
@@ -242,7 +250,7 @@ int diag_get(int nl, const struct diag_sock *s, struct diag_sock *out)
 	int rc;
 
 	out->family = 0;
-	rc = request(nl, s->family, ~0u, 0, &s->id, copy_cb, out);
+	rc = request(nl, s->family, ~0u, 0, &s->id, copy_cb, NULL, out);
 
 	if (rc == 0 && !out->family)
 		rc = -ENOENT;

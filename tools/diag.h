@@ -48,15 +48,21 @@ int diag_open(void);
  * early (diag_dump then returns 0 after draining the reply). */
 typedef int (*diag_cb)(const struct diag_sock *s, void *arg);
 
+/* Called between two batches of a dump (one receive each, a few hundred
+ * sockets): the sockets of the batches before were all passed to the
+ * callback, and the other calls of this file may be used meanwhile on
+ * another netlink socket (a long listing need not hold up the rest). */
+typedef void (*diag_between)(void *arg);
+
 /* diag_dump - list the TCP sockets of one family (AF_UNSPEC: both, in
  * one walk of the kernel's tables, listening sockets first) in the
- * states of the
- * mask (bit 1 << TCP_xxx), with tcp_info.  cgroup_id nonzero: only the
- * sockets created in that cgroup v2 (INET_DIAG_BC_CGROUP_COND; the
- * kernel filters).  Returns 0, or -errno: -EINVAL when the kernel rejects
- * the filter, -EPERM/-EACCES when not allowed. */
+ * states of the mask (bit 1 << TCP_xxx), with tcp_info.  cgroup_id
+ * nonzero: only the sockets created in that cgroup v2
+ * (INET_DIAG_BC_CGROUP_COND; the kernel filters).  between: NULL, or
+ * called between batches.  Returns 0, or -errno: -EINVAL when the kernel
+ * rejects the filter, -EPERM/-EACCES when not allowed. */
 int diag_dump(int nl, int family, uint32_t states, uint64_t cgroup_id,
-	      diag_cb cb, void *arg);
+	      diag_cb cb, diag_between between, void *arg);
 
 /* diag_get - a fresh sample of the one socket s names (same cookie):
  * 0, or -ENOENT when it is gone. */

@@ -560,7 +560,7 @@ int outside_run(const struct outside_opts *o, char **argv)
 
 		if (rc == 0) {
 			rc = diag_dump(T.nl, AF_INET, 1u << TCP_LISTEN, id,
-				       first_only, NULL);
+				       first_only, NULL, NULL);
 			if (rc == 0) {
 				T.cgroup_id = id;
 				T.cg_dir = cg_dir;

@@ -87,6 +87,8 @@ struct osock {
 	uint8_t inbound;
 	uint8_t connecting;
 	uint8_t turn;
+	uint8_t ended;		/* aborted or gone during a listing: the
+				 * listing's later batches may still show it */
 	int64_t t_sample;	/* when the latest sample was taken */
 	int64_t t_conn;		/* connect started (ns, monotonic) */
 	int64_t t_req;		/* request started */
@@ -131,6 +133,7 @@ struct otrack {
 	/* Inode mode (no cgroup filter): which sockets are the program's. */
 	struct oinomap inos;
 	int rescan;		/* an unknown inode was listed */
+	int listing;		/* a listing is running (track_list) */
 
 	/* The table, open addressing by cookie. */
 	struct osock **tab;

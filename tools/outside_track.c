@@ -611,6 +611,8 @@ static int conn_cb(const struct diag_sock *d, void *arg)
 	if (!ours(d))
 		return 0;
 	s = lookup(d->cookie);
+	if (s && s->ended)
+		return 0;	/* not seen: dropped at the listing's end */
 	if (!s) {
 		s = insert(d->cookie);
 		if (!s)
@@ -654,6 +656,43 @@ static void prune_inos(void)
 	}
 }
 
+/* s is done with: aborted, or gone.  During a listing, the batches the
+ * kernel already filled may still show it: it stays in the table, marked,
+ * until the listing's end drops what it did not see. */
+static void end(struct osock *s)
+{
+	if (!T.listing) {
+		drop(s);
+		return;
+	}
+	s->ended = 1;
+	s->due = 0;
+	heap_remove(s);
+}
+
+/* Ends the connections due at now, asking over netlink socket nl. */
+static void expire_due(int nl, int64_t now)
+{
+	while (T.hn && T.heap[0]->due <= now) {
+		struct osock *s = T.heap[0];
+		struct diag_sock d;
+
+		/* The listing may be up to an interval old: ask again. */
+		if (diag_get(nl, &s->last, &d) < 0 || !d.inode) {
+			end(s);
+			continue;
+		}
+		now = d.t_ns;
+		update(s, &d, now);
+		if (s->due && s->due <= now) {
+			expire(s, now);
+			end(s);
+			continue;
+		}
+		heap_file(s);
+	}
+}
+
 /* One dump of both families: listening sockets come first (the kernel
  * walks its listening table before the established one), so a
  * connection's direction is known when it is met. */
@@ -664,11 +703,21 @@ static int list_cb(const struct diag_sock *d, void *arg)
 	return conn_cb(d, arg);
 }
 
+/* Between two batches of a listing: what fell due meanwhile is ended
+ * now, not after the whole walk (milliseconds with thousands of
+ * sockets); the listing's own netlink socket is busy, the other one
+ * asks. */
+static void list_between(void *arg)
+{
+	(void)arg;
+	expire_due(T.nl_kill, clock_now());
+}
+
 static int list_all(void)
 {
 	T.nlis = 0;
 	return diag_dump(T.nl, AF_UNSPEC, CONN_STATES | (1u << TCP_LISTEN),
-			 T.cgroup_id, list_cb, NULL);
+			 T.cgroup_id, list_cb, list_between, NULL);
 }
 
 int track_list(void)
@@ -679,6 +728,7 @@ int track_list(void)
 	T.gen++;
 	T.t_prev_list = T.t_list;
 	T.t_list = now;
+	T.listing = 1;
 	rc = list_all();
 	if (rc == 0 && T.rescan) {
 		/* New inodes: find their owners, then list again so that
@@ -686,6 +736,7 @@ int track_list(void)
 		rescan();
 		rc = list_all();
 	}
+	T.listing = 0;
 	if (rc < 0)
 		return rc;
 	/* Gone from the listing: closed by the program, or ended. */
@@ -707,24 +758,7 @@ int track_list(void)
 
 void track_expire_due(int64_t now)
 {
-	while (T.hn && T.heap[0]->due <= now) {
-		struct osock *s = T.heap[0];
-		struct diag_sock d;
-
-		/* The listing may be up to an interval old: ask again. */
-		if (diag_get(T.nl, &s->last, &d) < 0 || !d.inode) {
-			drop(s);
-			continue;
-		}
-		now = d.t_ns;
-		update(s, &d, now);
-		if (s->due && s->due <= now) {
-			expire(s, now);
-			drop(s);
-			continue;
-		}
-		heap_file(s);
-	}
+	expire_due(T.nl, now);
 }
 
 void track_forget_all(void)
