@@ -50,7 +50,7 @@ int conn_arm(struct dl_conn *c, enum dl_phase ph, int64_t v)
 	/* The heap's pass takes an entry out when it finds nothing armed,
 	 * then looks again (expire.c): one of the two sees the other. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return __atomic_load_n(&c->heap_idx, __ATOMIC_RELAXED) < 0 || !before ||
+	return conn_heap_idx(c) < 0 || !before ||
 	       v < before;
 }
 

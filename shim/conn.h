@@ -40,7 +40,7 @@ enum {
  * other threads may read while one writes are accessed with relaxed
  * atomics (plain on x86).
  *
- * The deadline heap (dlheap.h) lives in these entries too: heap_idx is
+ * The deadline heap (dlheap.h) lives in these entries too: heap_pos says
  * where this fd sits in it, and heap_fd / heap_key hold the heap's slot
  * whose position is this entry's fd number (the slot belongs to the heap,
  * not to the connection: nothing but dlheap.c touches them). */
@@ -50,7 +50,9 @@ struct dl_conn {
 	 * high 24 bits, threads in a private wait on that generation in the
 	 * low 8: one word, so a close and a waiter can never miss each other. */
 	_Atomic uint32_t gw;
-	int32_t heap_idx;      /* position in the deadline heap, -1 if absent */
+	int32_t heap_pos;      /* position in the deadline heap + 1; 0 =
+				* absent, so that zeroed pages (a new slab)
+				* need no writing: conn_heap_idx */
 	int32_t heap_fd;       /* heap slot: the fd at position (this fd) */
 	uint32_t heap_key;     /* heap slot: its key (dlheap.h) */
 	uint16_t rule;         /* index of the limits in force */
@@ -68,6 +70,19 @@ typedef int64_t (*conn_clock_fn)(void);
 
 #define CONN_GEN_SHIFT 8
 #define CONN_WAITERS_MAX 0xffu
+
+/* conn_heap_idx - c's position in the deadline heap, -1 if not filed
+ * (read without the heap's lock: conn_arm, track.c). */
+static inline int32_t conn_heap_idx(const struct dl_conn *c)
+{
+	return __atomic_load_n(&c->heap_pos, __ATOMIC_RELAXED) - 1;
+}
+
+/* conn_set_heap_idx - c is at position i of the heap (-1: not filed). */
+static inline void conn_set_heap_idx(struct dl_conn *c, int32_t i)
+{
+	__atomic_store_n(&c->heap_pos, i + 1, __ATOMIC_RELAXED);
+}
 
 /* conn_gen - the entry's current generation. */
 static inline uint32_t conn_gen(const struct dl_conn *c)

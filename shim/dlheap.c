@@ -18,12 +18,6 @@ static uint32_t key_at(const struct dlheap *h, size_t i)
 	return slot(h, i)->heap_key;
 }
 
-/* heap_idx is read without the lock (conn.c: is the entry filed?). */
-static void set_idx(struct dl_conn *c, int32_t i)
-{
-	__atomic_store_n(&c->heap_idx, i, __ATOMIC_RELAXED);
-}
-
 /* Put (fd, key) at position i and tell fd's entry where it is. */
 static void place(const struct dlheap *h, size_t i, int fd, uint32_t key)
 {
@@ -31,7 +25,7 @@ static void place(const struct dlheap *h, size_t i, int fd, uint32_t key)
 
 	s->heap_fd = fd;
 	s->heap_key = key;
-	set_idx(h->ent(fd, 0), (int32_t)i);
+	conn_set_heap_idx(h->ent(fd, 0), (int32_t)i);
 }
 
 static void sift_up(struct dlheap *h, size_t i)
@@ -79,7 +73,7 @@ static void sift_down(struct dlheap *h, size_t i)
 /* Is c filed, at a position whose slot names fd? */
 static int filed(const struct dlheap *h, const struct dl_conn *c, int fd)
 {
-	int32_t i = c->heap_idx;
+	int32_t i = conn_heap_idx(c);
 
 	return i >= 0 && (size_t)i < h->n && slot(h, (size_t)i)->heap_fd == fd;
 }
@@ -95,7 +89,7 @@ int dlheap_update(struct dlheap *h, struct dl_conn *c, int fd, int64_t dl)
 		h->base = dl - REBASE_AFTER_NS * 2;
 	key = dlheap_key(h, dl);
 	if (filed(h, c, fd)) {
-		size_t i = (size_t)c->heap_idx;
+		size_t i = (size_t)conn_heap_idx(c);
 		uint32_t old;
 
 		s = slot(h, i);
@@ -111,24 +105,24 @@ int dlheap_update(struct dlheap *h, struct dl_conn *c, int fd, int64_t dl)
 		return -1;
 	s->heap_fd = fd;
 	s->heap_key = key;
-	set_idx(c, (int32_t)h->n);
+	conn_set_heap_idx(c, (int32_t)h->n);
 	sift_up(h, h->n++);
 	return 0;
 }
 
 void dlheap_remove(struct dlheap *h, struct dl_conn *c)
 {
-	int32_t i = c->heap_idx;
+	int32_t i = conn_heap_idx(c);
 	struct dl_conn *last;
 	int lfd;
 
 	if (i < 0)
 		return;
 	if ((size_t)i >= h->n || h->ent(slot(h, (size_t)i)->heap_fd, 0) != c) {
-		set_idx(c, -1); /* stale (not ours to move) */
+		conn_set_heap_idx(c, -1); /* stale (not ours to move) */
 		return;
 	}
-	set_idx(c, -1);
+	conn_set_heap_idx(c, -1);
 	if ((size_t)i == --h->n)
 		return;
 	last = slot(h, h->n);
@@ -136,7 +130,7 @@ void dlheap_remove(struct dlheap *h, struct dl_conn *c)
 	place(h, (size_t)i, lfd, last->heap_key);
 	sift_down(h, (size_t)i);
 	/* The moved slot may also belong higher up than the hole. */
-	sift_up(h, (size_t)h->ent(lfd, 0)->heap_idx);
+	sift_up(h, (size_t)conn_heap_idx(h->ent(lfd, 0)));
 }
 
 int dlheap_top(const struct dlheap *h, int64_t *t)
@@ -173,7 +167,7 @@ void dlheap_clear(struct dlheap *h)
 		struct dl_conn *c = h->ent(slot(h, i)->heap_fd, 0);
 
 		if (c)
-			set_idx(c, -1);
+			conn_set_heap_idx(c, -1);
 	}
 	h->n = 0;
 }

@@ -2,7 +2,7 @@
  *
  * The heap holds fd numbers and keeps no memory of its own: the slot at
  * position i is stored in the entry of fd number i (dl_conn.heap_fd,
- * heap_key), and each filed entry knows its position (heap_idx).  So a
+ * heap_key), and each filed entry knows its position (conn_heap_idx).  So a
  * tracked connection costs the heap nothing beyond its 64-byte entry.
  * Positions 0..n-1 need entries: ent(i, 1) may map them (the fd table
  * does: positions are at most as many as the numbers filed).
@@ -70,7 +70,7 @@ int dlheap_top(const struct dlheap *h, int64_t *t);
  * base up to shortly before now (O(n)).  Order is kept. */
 void dlheap_rebase(struct dlheap *h, int64_t now);
 
-/* dlheap_clear - forget every entry (heap_idx -1), as after a fork. */
+/* dlheap_clear - forget every entry (not filed), as after a fork. */
 void dlheap_clear(struct dlheap *h);
 
 #endif

@@ -312,7 +312,7 @@ static int expire_locked(int fd, struct dl_conn *c, int64_t now,
 			return 0;
 		}
 		if (dl > now) {
-			if (c->heap_idx >= 0)
+			if (conn_heap_idx(c) >= 0)
 				dlheap_update(&E.heap, c, fd, dl);
 			return 0;
 		}

@@ -18,8 +18,11 @@ int fdtab_limit(void)
 
 /* Map a zeroed region of sz bytes (mmap, not malloc: this can run before
  * malloc is usable and from inside a signal-unsafe spot of the program)
- * and publish it in *slot unless another thread did first.  errno kept. */
-static void *map_slab(void **slot, size_t sz, int conns)
+ * and publish it in *slot unless another thread did first.  Nothing is
+ * written to it: a zeroed entry is an untracked, unfiled one, so a page
+ * of the slab becomes resident only once an fd of its own is used.
+ * errno kept. */
+static void *map_slab(void **slot, size_t sz)
 {
 	void *m, *expect = 0;
 	int saved = errno;
@@ -30,9 +33,6 @@ static void *map_slab(void **slot, size_t sz, int conns)
 		errno = saved;
 		return 0;
 	}
-	if (conns)
-		for (int i = 0; i < FDTAB_SLAB; i++)
-			((struct fdtab_slab *)m)->conn[i].heap_idx = -1;
 	if (!__atomic_compare_exchange_n(slot, &expect, m, 0, __ATOMIC_ACQ_REL,
 					 __ATOMIC_ACQUIRE)) {
 		munmap(m, sz); /* another thread won the race */
@@ -61,7 +61,7 @@ struct dl_conn *fdtab_get(int fd)
 	if (fdtab_peek(fd))
 		return fdtab_peek(fd);
 	if (!map_slab((void **)&fdtab_slabs[fd >> FDTAB_SLAB_SHIFT],
-		      sizeof(struct fdtab_slab), 1))
+		      sizeof(struct fdtab_slab)))
 		return 0;
 	return fdtab_peek(fd);
 }
@@ -73,7 +73,7 @@ struct dl_cold *fdtab_cold_get(int fd)
 	if (fdtab_cold(fd))
 		return fdtab_cold(fd);
 	if (!map_slab((void **)&fdtab_colds[fd >> FDTAB_SLAB_SHIFT],
-		      FDTAB_SLAB * sizeof(struct dl_cold), 0))
+		      FDTAB_SLAB * sizeof(struct dl_cold)))
 		return 0;
 	return fdtab_cold(fd);
 }

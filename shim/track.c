@@ -90,7 +90,7 @@ void engine_on_newfd(int fd)
 {
 	struct dl_conn *c = fdtab_peek(fd);
 
-	if (c && (conn_state(c) || CONN_LOAD(c->heap_idx) >= 0))
+	if (c && (conn_state(c) || conn_heap_idx(c) >= 0))
 		engine_on_close(fd);
 }
 
@@ -101,7 +101,7 @@ void engine_on_close(int fd)
 
 	if (inject_on)
 		inject_detach(fd, 0);
-	if (!c || (!conn_state(c) && CONN_LOAD(c->heap_idx) < 0)) {
+	if (!c || (!conn_state(c) && conn_heap_idx(c) < 0)) {
 		errno = saved;
 		return;
 	}
@@ -115,8 +115,7 @@ void engine_on_close(int fd)
 		struct dl_conn snap;
 		uint32_t old;
 
-		memset(&snap, 0, sizeof(snap));
-		snap.heap_idx = -1;
+		memset(&snap, 0, sizeof(snap));	/* not filed */
 		snap.rule = CONN_LOAD(c->rule);
 		snap.rcvtimeo_ms = CONN_LOAD(c->rcvtimeo_ms);
 		snap.sndtimeo_ms = CONN_LOAD(c->sndtimeo_ms);

@@ -20,8 +20,7 @@ static struct dl_limits lim;
 
 static void setup(void)
 {
-	memset(&c, 0, sizeof(c));
-	c.heap_idx = -1;
+	memset(&c, 0, sizeof(c));	/* not filed */
 	memset(&lim, 0, sizeof(lim));
 	fake_now = 1000 * MS;
 	clock_calls = 0;
@@ -248,7 +247,7 @@ Test(conn, later_moves_need_no_refile_earlier_ones_do)
 	__atomic_fetch_or(&c.st, CONN_EPOLLED, __ATOMIC_RELAXED);
 	cr_assert_eq(conn_on_write(&c, &lim, 1, fake_clock), 1,
 		     "not filed yet");
-	c.heap_idx = 0; /* filed (under its earliest deadline, first byte) */
+	conn_set_heap_idx(&c, 0); /* filed (under its earliest deadline, first byte) */
 	fake_now += 10 * MS;
 	cr_assert_eq(conn_on_write(&c, &lim, 1, fake_clock), 0,
 		     "idle and first byte move later");

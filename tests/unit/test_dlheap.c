@@ -19,9 +19,7 @@ static struct dl_conn *ent(int i, int alloc)
 
 static void setup(void)
 {
-	memset(conns, 0, sizeof(conns));
-	for (int i = 0; i < N; i++)
-		conns[i].heap_idx = -1;
+	memset(conns, 0, sizeof(conns));	/* not filed */
 }
 
 TestSuite(dlheap, .init = setup);
@@ -36,7 +34,7 @@ static struct dlheap mk(void)
 static void check_invariant(const struct dlheap *h)
 {
 	for (size_t i = 0; i < h->n; i++) {
-		cr_assert_eq(conns[conns[i].heap_fd].heap_idx, (int32_t)i);
+		cr_assert_eq(conn_heap_idx(&conns[conns[i].heap_fd]), (int32_t)i);
 		if (i)
 			cr_assert_leq(conns[(i - 1) / 2].heap_key,
 				      conns[i].heap_key);
@@ -89,11 +87,11 @@ Test(dlheap, pops_in_order_under_random_updates)
 	while ((fd = dlheap_top(&h, &t)) >= 0) {
 		cr_assert_geq(t, last);
 		last = t;
-		cr_assert_neq(conns[fd].heap_idx, -1);
+		cr_assert_neq(conn_heap_idx(&conns[fd]), -1);
 		dlheap_remove(&h, &conns[fd]);
 	}
 	for (int i = 0; i < N; i++)
-		cr_assert_eq(conns[i].heap_idx, -1);
+		cr_assert_eq(conn_heap_idx(&conns[i]), -1);
 }
 
 Test(dlheap, remove_middle_keeps_invariant)
@@ -155,5 +153,5 @@ Test(dlheap, clear_forgets_all)
 	dlheap_clear(&h);
 	cr_assert_eq(h.n, 0);
 	for (int i = 0; i < 10; i++)
-		cr_assert_eq(conns[i].heap_idx, -1);
+		cr_assert_eq(conn_heap_idx(&conns[i]), -1);
 }
