@@ -641,8 +641,10 @@ __attribute__((noinline, noclone)) static void pong_block(int fd)
 
 /* The same with the reply already there when read() is called: the
  * program waits for it first with a raw ppoll system call, which the shim
- * cannot see, so its read takes the fast path (data ready) every time.
- * The raw call costs the same few instructions shimmed or not. */
+ * cannot see.  The raw call costs the same few instructions shimmed or
+ * not.  A blocking read right after a write still waits first under the
+ * shim (docs/benchmarks.md: the reply is rarely there yet), so this
+ * measures that choice's price where it is wrong. */
 __attribute__((noinline, noclone)) static void pong_block_ready(int fd)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
