@@ -31,6 +31,8 @@ enum {
 	CONN_FLKNOWN = 1u << 15,   /* file flags are O_RDWR | CONN_NONBLOCK */
 	CONN_H1 = 1u << 16,        /* HTTP/1 exchanges followed (exchange.c) */
 	CONN_H1OFF = 1u << 17,     /* ... or not, for the life of the file */
+	CONN_H1W = 1u << 18,       /* a write is between its system call and
+				    * its account to exchange.c */
 	CONN_PH_SHIFT = 8,         /* expired phase, 3 bits */
 	CONN_PH_MASK = 7u << 8,
 };

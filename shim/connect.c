@@ -604,7 +604,8 @@ static ssize_t cw_finish(int fd, struct dl_io *io, ssize_t r, int saved)
 	return r + (w > 0 ? w : 0);
 }
 
-ssize_t connect_write(int fd, struct dl_conn *c, struct dl_io *io, int began)
+/* connect_write (engine_int.h), between the marks. */
+static ssize_t cw_write(int fd, struct dl_conn *c, struct dl_io *io, int began)
 {
 	int blocking = !(io->flags & MSG_DONTWAIT) &&
 		       !track_app_nonblocking(fd, c, 0);
@@ -659,6 +660,18 @@ ssize_t connect_write(int fd, struct dl_conn *c, struct dl_io *io, int began)
 		return r;
 	}
 	return cw_finish(fd, io, r, saved);
+}
+
+/* A reply another thread reads must wait for this write's account
+ * (exchange.c): from before the attempt to after cw_sent. */
+ssize_t connect_write(int fd, struct dl_conn *c, struct dl_io *io, int began)
+{
+	int h1w = exchange_write_begin(c);
+	ssize_t r = cw_write(fd, c, io, began);
+
+	if (h1w)
+		exchange_write_end(c);
+	return r;
 }
 
 ssize_t engine_fastopen(int fd, struct dl_io *io)

@@ -338,6 +338,14 @@ static inline const struct iovec *io_vec(const struct dl_io *io, size_t *n)
 void exchange_moved(int fd, struct dl_conn *c, int wrote,
 		    const struct dl_io *io, size_t off, size_t n);
 
+/* exchange_write_begin / exchange_write_end - around a write on c, from
+ * before its system call to after its exchange_moved: a thread reading
+ * the answer meanwhile waits for the question to be accounted first.
+ * begin returns 1 when it marked c (a connection whose exchanges may be
+ * followed), and only then is end called. */
+int exchange_write_begin(struct dl_conn *c);
+void exchange_write_end(struct dl_conn *c);
+
 /* ---- connect.c ------------------------------------------------------- */
 
 /* connect_write - a write on c while it is connecting: the one that

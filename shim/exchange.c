@@ -9,10 +9,19 @@
  * has a request deadline and whose first bytes are an HTTP request are
  * followed; every other connection is marked CONN_H1OFF at its first
  * move and costs one bit test per call after that.  A connection used
- * through several numbers or processes, two threads moving bytes at
- * once, bytes the shim cannot see (MSG_TRUNC, sendfile), or anything
- * http1.c does not understand end the following for good: the request
- * deadline then keeps its plain definition (docs/semantics.md).
+ * through several numbers or processes, bytes the shim cannot see
+ * (MSG_TRUNC, sendfile), or anything http1.c does not understand end the
+ * following for good: the request deadline then keeps its plain
+ * definition (docs/semantics.md).
+ *
+ * Threads: an event loop reads the responses in one thread while others
+ * write the requests (Java's HttpClient, netty).  The bytes must reach
+ * the parser in the order they moved, so a write marks the connection
+ * (CONN_H1W) from before its system call until it has fed its bytes, and
+ * a read that finds the mark waits for it; two threads feeding at once
+ * take turns.  Both waits are bounded (a thread preempted in between
+ * takes milliseconds; a write blocked in the kernel, longer): past
+ * EX_WAIT_NS the following ends instead.
  *
  * The state (struct h1_ex, 40 bytes) lives beside fdtab, in slabs of
  * FDTAB_SLAB entries mapped on first use, only for numbers that carried
@@ -20,6 +29,7 @@
  */
 #include "engine_int.h"
 
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -66,6 +76,50 @@ static struct ex_slot *slot_of(int fd, int make)
 static void stop_following(struct dl_conn *c)
 {
 	__atomic_fetch_or(&c->st, CONN_H1OFF, __ATOMIC_ACQ_REL);
+}
+
+/* How long a thread waits for another's account of the bytes. */
+#define EX_WAIT_NS (20 * 1000000ll)
+
+/* Yield until ready(arg) or EX_WAIT_NS passed: 1 when ready. */
+static int wait_for(int (*ready)(void *), void *arg)
+{
+	int64_t end = 0;
+
+	while (!ready(arg)) {
+		int64_t now = clock_now();
+
+		if (!end)
+			end = now + EX_WAIT_NS;
+		else if (now >= end)
+			return 0;
+		sched_yield();
+	}
+	return 1;
+}
+
+static int no_writer(void *p)
+{
+	return !(conn_state(p) & CONN_H1W);
+}
+
+static int took(void *p)
+{
+	return !__atomic_exchange_n(&((struct ex_slot *)p)->busy, 1,
+				    __ATOMIC_ACQUIRE);
+}
+
+int exchange_write_begin(struct dl_conn *c)
+{
+	if (conn_state(c) & (CONN_H1OFF | CONN_INBOUND))
+		return 0;
+	__atomic_fetch_or(&c->st, CONN_H1W, __ATOMIC_ACQ_REL);
+	return 1;
+}
+
+void exchange_write_end(struct dl_conn *c)
+{
+	__atomic_fetch_and(&c->st, ~(uint32_t)CONN_H1W, __ATOMIC_ACQ_REL);
 }
 
 /* The first byte of this move, or -1 when it cannot be seen. */
@@ -118,6 +172,17 @@ void exchange_moved(int fd, struct dl_conn *c, int wrote,
 
 	if (__builtin_expect(st & (CONN_H1OFF | CONN_INBOUND), 1) || !n)
 		return;
+	/* An answer read while its question is still being written and
+	 * accounted for: the question first. */
+	if (!wrote && (st & CONN_H1W)) {
+		if (!wait_for(no_writer, c)) {
+			stop_following(c);
+			return;
+		}
+		st = conn_state(c);
+		if (st & CONN_H1OFF)
+			return;
+	}
 	if (!io || (io->flags & (MSG_TRUNC | MSG_OOB)) || track_shared(c)) {
 		stop_following(c);
 		return;
@@ -135,17 +200,24 @@ void exchange_moved(int fd, struct dl_conn *c, int wrote,
 			stop_following(c);
 			return;
 		}
-		if (__atomic_exchange_n(&s->busy, 1, __ATOMIC_ACQUIRE)) {
+		if (!wait_for(took, s)) {
 			stop_following(c);
 			return;
 		}
-		memset(&s->x, 0, sizeof(s->x));
-		s->gen = conn_gen(c);
-		__atomic_fetch_or(&c->st, CONN_H1, __ATOMIC_ACQ_REL);
+		/* Unless another thread's first move set it up meanwhile. */
+		if (!(conn_state(c) & CONN_H1)) {
+			memset(&s->x, 0, sizeof(s->x));
+			s->gen = conn_gen(c);
+			__atomic_fetch_or(&c->st, CONN_H1, __ATOMIC_ACQ_REL);
+		} else if (s->gen != conn_gen(c)) {
+			__atomic_store_n(&s->busy, 0, __ATOMIC_RELEASE);
+			stop_following(c);
+			return;
+		}
 	} else {
 		s = slot_of(fd, 0);
-		/* Two threads at once on one connection: not followed. */
-		if (!s || __atomic_exchange_n(&s->busy, 1, __ATOMIC_ACQUIRE)) {
+		/* Two threads at once on one connection take turns. */
+		if (!s || !wait_for(took, s)) {
 			stop_following(c);
 			return;
 		}

@@ -414,6 +414,7 @@ io_general(int fd, struct dl_conn *c, struct dl_io *io, enum io_start start,
 	int saved = saved_in >= 0 ? saved_in : errno;
 	int hold = -1, faulted = 0, blocking = 0, shared = 0;
 	int peekall, peek_last = 0, have_r = start == IO_RESULT;
+	int h1w = 0; /* exchange_write_begin marked c for this attempt */
 	enum wait_result w;
 	ssize_t r;
 
@@ -442,15 +443,18 @@ io_general(int fd, struct dl_conn *c, struct dl_io *io, enum io_start start,
 	/* Nothing can fire during this call: the real call, untouched. */
 	if (!faulted && !conn_deadline(c, 0) &&
 	    !limits_of(c)->ms[DL_PH_IDLE]) {
+		h1w = wrote && exchange_write_begin(c);
 		r = io_real(fd, io);
 		if (r > 0) {
 			int e = errno;
 			note_moved(fd, c, wrote, r, io, 0);
 			errno = e;
-		} else if (__builtin_expect(shared, 0) && io_ended(r, wrote) &&
-			   expire_adopt(fd, c)) {
-			return -1;
 		}
+		if (h1w)
+			exchange_write_end(c);
+		if (r <= 0 && __builtin_expect(shared, 0) &&
+		    io_ended(r, wrote) && expire_adopt(fd, c))
+			return -1;
 		return r;
 	}
 	/* A write that makes the handshake (TCP Fast Open) or waits for
@@ -502,7 +506,12 @@ checked:
 		} else if (swallow) { /* blackholed: the bytes vanish */
 			r = (ssize_t)(want - done < cap ? want - done : cap);
 		} else {
+			h1w = wrote && exchange_write_begin(c);
 			r = io_attempt(fd, io, peekall ? 0 : done, cap);
+			if (h1w && r <= 0) {
+				exchange_write_end(c);
+				h1w = 0;
+			}
 		}
 		if (peekall && r > 0 && (size_t)r < want && !faulted &&
 		    !(io->flags & MSG_DONTWAIT) && !peek_last &&
@@ -535,6 +544,10 @@ checked:
 		}
 		if (r >= 0) {
 			note_moved(fd, c, wrote, r, swallow ? 0 : io, done);
+			if (h1w) {
+				exchange_write_end(c);
+				h1w = 0;
+			}
 			if (faulted && r > 0 && hold < 0 &&
 			    !(io->flags & MSG_PEEK))
 				inject_io_done(fd, wrote, (size_t)r,
@@ -623,6 +636,8 @@ wait:
 	errno = saved;
 	r = (ssize_t)done;
 out:
+	if (h1w)
+		exchange_write_end(c);
 	dl_self.w.fault_wake = 0;
 	if (hold >= 0) {
 		/* The call returns: its reference to the file goes, and with

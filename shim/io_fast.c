@@ -25,12 +25,15 @@ static int io_plain(const struct dl_io *io)
 }
 
 /* The steady state of a connection: its file used through this number
- * only, no fault, no expiry, connected (for a write).  Anything else
- * takes the general path from the start. */
+ * only, no fault, no expiry, connected (for a write), and for a write, not
+ * an outbound connection whose HTTP/1 exchanges may be followed (the
+ * general path orders its writes against reads: exchange.c).  Anything
+ * else takes the general path from the start. */
 static inline int io_steady(const struct dl_conn *c, uint32_t st, int wrote)
 {
 	return !(st & (CONN_EXPIRED | CONN_SHARED |
 		       (wrote ? CONN_CONNECTING : 0))) &&
+	       (!wrote || (st & (CONN_H1OFF | CONN_INBOUND))) &&
 	       CONN_LOAD(c->nb_epoch) ==
 		       __atomic_load_n(&track_fork_epoch, __ATOMIC_RELAXED) &&
 	       !inject_on;

@@ -736,8 +736,11 @@ static int cmd_getfl(void)
 	check("after-connect", nonblock_of(fd) == 0, "O_NONBLOCK set");
 	w.fd = fd;
 	pthread_create(&t, NULL, getfl_watcher, &w);
-	http_get(fd, "/delay/300", 0);
+	/* The server's delay starts once it has the request: no earlier
+	 * than this (a clock read after the write could come later still,
+	 * when the thread is preempted in between). */
 	t0 = hp_now_ns();
+	http_get(fd, "/delay/300", 0);
 	n = read_hello(fd, buf, sizeof(buf));
 	ms = hp_ms_since(t0);
 	w.stop = 1;
