@@ -119,13 +119,18 @@ static const char *answer(ssize_t r, char *buf, size_t cap)
 	return buf;
 }
 
+/* When the program woke from --sleep (ms from the start; -1: no sleep):
+ * a late wake-up is the machine's, the call after it the shim's. */
+static long woke_ms = -1;
+
 static void report(const char *mode, const char *end, uint64_t t0,
 		   long eagain, long long bytes, const char *data,
 		   const char *next)
 {
-	hp_say("RESULT %s end=%s ms=%ld eagain=%ld bytes=%lld data=%s next=%s\n",
+	hp_say("RESULT %s end=%s ms=%ld eagain=%ld bytes=%lld data=%s next=%s "
+	       "woke=%ld\n",
 	       mode, end, hp_ms_since(t0), eagain, bytes,
-	       data && *data ? data : "-", next ? next : "-");
+	       data && *data ? data : "-", next ? next : "-", woke_ms);
 }
 
 static int cmd_recv(int port)
@@ -144,8 +149,10 @@ static int cmd_recv(int port)
 	if (opt.request &&
 	    hp_send_all(fd, "GET / HTTP/1.0\r\n\r\n", 18) < 0)
 		hp_die("request: %s", hp_errname(errno));
-	if (opt.sleep_ms)
+	if (opt.sleep_ms) {
 		hp_sleep_ms(opt.sleep_ms);
+		woke_ms = hp_ms_since(t0);
+	}
 	while (hp_ms_since(t0) < opt.max_ms) {
 		ssize_t r = do_read(fd, buf, sizeof(buf));
 
@@ -181,8 +188,9 @@ static int cmd_recv(int port)
 			/* The end is reported when it happened, not after
 			 * the extra call. */
 			hp_say("RESULT recv end=%s ms=%ld eagain=%ld "
-			       "bytes=%lld data=%s next=%s\n",
-			       end, ms, eagain, got, *data ? data : "-", next);
+			       "bytes=%lld data=%s next=%s woke=%ld\n",
+			       end, ms, eagain, got, *data ? data : "-", next,
+			       woke_ms);
 		}
 		close(fd);
 		return 0;
