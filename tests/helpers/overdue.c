@@ -123,13 +123,13 @@ static const char *answer(ssize_t r, char *buf, size_t cap)
  * a late wake-up is the machine's, the call after it the shim's. */
 static long woke_ms = -1;
 
-static void report(const char *mode, const char *end, uint64_t t0,
-		   long eagain, long long bytes, const char *data,
-		   const char *next)
+/* The RESULT line; ms: when the loop ended, from the start. */
+static void report(const char *mode, const char *end, long ms, long eagain,
+		   long long bytes, const char *data, const char *next)
 {
 	hp_say("RESULT %s end=%s ms=%ld eagain=%ld bytes=%lld data=%s next=%s "
 	       "woke=%ld\n",
-	       mode, end, hp_ms_since(t0), eagain, bytes,
+	       mode, end, ms, eagain, bytes,
 	       data && *data ? data : "-", next ? next : "-", woke_ms);
 }
 
@@ -187,15 +187,12 @@ static int cmd_recv(int port)
 				      sizeof(nb));
 			/* The end is reported when it happened, not after
 			 * the extra call. */
-			hp_say("RESULT recv end=%s ms=%ld eagain=%ld "
-			       "bytes=%lld data=%s next=%s woke=%ld\n",
-			       end, ms, eagain, got, *data ? data : "-", next,
-			       woke_ms);
+			report("recv", end, ms, eagain, got, data, next);
 		}
 		close(fd);
 		return 0;
 	}
-	report("recv", end, t0, eagain, got, data, next);
+	report("recv", end, hp_ms_since(t0), eagain, got, data, next);
 	close(fd);
 	return 0;
 }
@@ -241,13 +238,11 @@ static int cmd_send(void)
 			const char *next = answer(do_write(fd, chunk, 1), nb,
 						  sizeof(nb));
 
-			hp_say("RESULT send end=%s ms=%ld eagain=%ld bytes=%lld "
-			       "data=- next=%s\n",
-			       end, ms, eagain, sent, next);
+			report("send", end, ms, eagain, sent, NULL, next);
 		}
 		return 0;
 	}
-	report("send", "max", t0, eagain, sent, NULL, NULL);
+	report("send", "max", hp_ms_since(t0), eagain, sent, NULL, NULL);
 	return 0;
 }
 
@@ -259,7 +254,8 @@ static int cmd_connect(int port)
 	int rc, fd = connect_to(port, 1, &rc);
 
 	if (rc == 0) {
-		report("connect", "connected", t0, 0, 0, NULL, NULL);
+		report("connect", "connected", hp_ms_since(t0), 0, 0, NULL,
+		       NULL);
 		return 0;
 	}
 	if (rc != EINPROGRESS)
@@ -283,13 +279,13 @@ static int cmd_connect(int port)
 			return 0;
 		}
 		if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-			report("connect", "connected", t0, polls, 0, NULL,
-			       NULL);
+			report("connect", "connected", hp_ms_since(t0), polls,
+			       0, NULL, NULL);
 			return 0;
 		}
 		usleep(10000);
 	}
-	report("connect", "max", t0, polls, 0, NULL, NULL);
+	report("connect", "max", hp_ms_since(t0), polls, 0, NULL, NULL);
 	return 0;
 }
 
