@@ -60,6 +60,7 @@
  */
 #include "helpers.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -67,6 +68,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/select.h>
+#include <sys/syscall.h>
 
 static struct {
 	const char *host;
@@ -128,7 +130,10 @@ static void bad(const char *fmt, ...)
  * guest's schedstat does not show; native 1 ms epoll_waits end 5-15 ms
  * late then, with no CPU time used and no run-queue time).  Neither is
  * the shim's doing, so lateness is reported together with an "excuse":
- *   rq     time this thread spent runnable but not running (schedstat);
+ *   rq     time this thread spent runnable but not running (schedstat),
+ *          plus that of the process's other threads but the canary: the
+ *          shim's dl-reaper, which tears down what falls due while this
+ *          thread sleeps, and which this thread may wait for;
  *   steal  how long a canary thread pinned to the same CPU, sleeping
  *          1 ms at a time, overslept within the interval, less the CPU
  *          time this thread itself used then (so the shim's own work is
@@ -139,25 +144,87 @@ struct sched {
 	uint64_t run, wait; /* ns on the CPU, ns on the run queue */
 };
 
-static struct sched sched_now(void)
+/* The two first fields of a schedstat file (0 0 when unreadable). */
+static struct sched sched_read(int fd)
 {
-	static int fd = -2;
 	struct sched v = { 0, 0 };
 	char buf[128];
 	unsigned long long run, wait;
-	ssize_t n;
+	ssize_t n = fd < 0 ? -1 : pread(fd, buf, sizeof(buf) - 1, 0);
 
-	if (fd == -2)
-		fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return v;
-	n = pread(fd, buf, sizeof(buf) - 1, 0);
 	if (n <= 0)
 		return v;
 	buf[n] = '\0';
 	if (sscanf(buf, "%llu %llu", &run, &wait) == 2) {
 		v.run = run;
 		v.wait = wait;
+	}
+	return v;
+}
+
+static pid_t canary_tid; /* set by the canary itself */
+
+/* The schedstat files of the process's threads other than the caller
+ * and the canary, looked for again at most every 10 ms (the shim starts
+ * its reaper when it first needs it). */
+#define OTHERS_MAX 8
+static struct {
+	int fd[OTHERS_MAX];
+	pid_t tid[OTHERS_MAX];
+	uint64_t wait[OTHERS_MAX]; /* last read: kept once a thread ends */
+	int n;
+	uint64_t scanned;
+} others;
+
+static void others_rescan(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	pid_t self = (pid_t)syscall(SYS_gettid);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)) && others.n < OTHERS_MAX) {
+		pid_t tid = (pid_t)atoi(e->d_name);
+		char path[64];
+		int known = 0;
+
+		if (tid <= 0 || tid == self ||
+		    tid == __atomic_load_n(&canary_tid, __ATOMIC_RELAXED))
+			continue;
+		for (int i = 0; i < others.n; i++)
+			known |= others.tid[i] == tid;
+		if (known)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%d/schedstat",
+			 (int)tid);
+		others.fd[others.n] = open(path, O_RDONLY | O_CLOEXEC);
+		others.wait[others.n] = 0;
+		if (others.fd[others.n] >= 0)
+			others.tid[others.n++] = tid;
+	}
+	closedir(d);
+}
+
+static struct sched sched_now(void)
+{
+	static int fd = -2;
+	struct sched v;
+	uint64_t now = hp_now_ns();
+
+	if (fd == -2)
+		fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+	v = sched_read(fd);
+	if (now - others.scanned > 10000000u) {
+		others.scanned = now;
+		others_rescan();
+	}
+	for (int i = 0; i < others.n; i++) {
+		struct sched o = sched_read(others.fd[i]);
+
+		if (o.wait > others.wait[i])
+			others.wait[i] = o.wait;
+		v.wait += others.wait[i];
 	}
 	return v;
 }
@@ -175,6 +242,8 @@ static struct {
 static void *canary_main(void *unused)
 {
 	(void)unused;
+	__atomic_store_n(&canary_tid, (pid_t)syscall(SYS_gettid),
+			 __ATOMIC_RELAXED);
 	while (!__atomic_load_n(&cn.stop, __ATOMIC_RELAXED) &&
 	       cn.n < CANARY_MAX) {
 		uint64_t due = hp_now_ns() + 1000000u;
@@ -208,6 +277,9 @@ static void canary_start(void)
 	pthread_attr_setaffinity_np(&at, sizeof(set), &set);
 	cn.on = pthread_create(&cn.thr, &at, canary_main, NULL) == 0;
 	pthread_attr_destroy(&at);
+	/* Its tid is known before anything looks at the other threads. */
+	while (cn.on && !__atomic_load_n(&canary_tid, __ATOMIC_RELAXED))
+		sched_yield();
 }
 
 static void canary_stop(void)

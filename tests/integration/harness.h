@@ -53,6 +53,8 @@ struct dl_result {
 	int sig;
 	int timed_out;	/* still running at the hard timeout: killed */
 	long ms;	/* start to exit (or to the kill), monotonic */
+	long rq_ms;	/* of ms, how long its main thread sat runnable on
+			 * the run queue (schedstat; 0 when unknown) */
 	char *out;
 	char *err;
 };
@@ -409,6 +411,40 @@ static DL_UNUSED int dl_count_lines(const char *text, const char *needle)
 	return n;
 }
 
+/* 1 once pid has ended, leaving it a zombie still to be reaped. */
+static DL_UNUSED int dl_exited(pid_t pid)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+	       si.si_pid == pid;
+}
+
+/* How long pid's main thread has waited on the run queue, in ms: the
+ * second field of its schedstat, still readable while it is a zombie.
+ * A busy machine delays a program by that much, shim or not. */
+static DL_UNUSED long dl_rq_ms(pid_t pid)
+{
+	char path[64], buf[128];
+	unsigned long long run, wait;
+	ssize_t n;
+	int fd;
+
+	dl_fmt(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu %llu", &run, &wait) != 2)
+		return 0;
+	return (long)(wait / 1000000u);
+}
+
 /* dl_run_opts - run argv to completion with a hard timeout, capturing
  * stdout and stderr.  preload: LD_PRELOAD the shim.  extra: "K=V" entries
  * added to the environment (DEADLINE_* and LD_PRELOAD are never inherited
@@ -441,7 +477,9 @@ static DL_UNUSED void dl_run_opts(struct dl_result *r, const char *const *argv,
 			r->timed_out = 1;
 			t_end = now;
 		}
-		if (!reaped && waitpid(pid, &st, WNOHANG) == pid) {
+		if (!reaped && dl_exited(pid)) {
+			r->rq_ms = dl_rq_ms(pid);
+			waitpid(pid, &st, 0);
 			reaped = 1;
 			if (!t_end)
 				t_end = now;
