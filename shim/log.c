@@ -27,6 +27,8 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -108,6 +110,8 @@ static void atfork_child(void)
  * Writing one line
  */
 
+static ssize_t pipe_write_nowait(int fd, const char *buf, size_t n);
+
 /* write() to a pipe or FIFO with SIGPIPE held back: a reader that went
  * away costs the line, not the program.  A SIGPIPE already pending before
  * the write is left alone. */
@@ -124,7 +128,7 @@ static ssize_t write_pipe(int fd, const char *buf, size_t n)
 	was_pending = sigismember(&pending, SIGPIPE) == 1;
 	if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old) != 0)
 		return -1;
-	r = REAL(write)(fd, buf, n);
+	r = pipe_write_nowait(fd, buf, n);
 	e = errno;
 	if (r < 0 && e == EPIPE && !was_pending) {
 		struct timespec zero = { 0, 0 };
@@ -138,9 +142,13 @@ static ssize_t write_pipe(int fd, const char *buf, size_t n)
 	return r;
 }
 
-/* 1 if n bytes would not fit at once in the pipe fd, whose file the
- * program may have left blocking (its stderr): a full pipe (a stuck
- * reader) must cost the line, never block the program. */
+/* 1 if n bytes might not fit at once in the pipe fd, whose file the
+ * program may have left blocking (its stderr).  FIONREAD counts bytes but
+ * the pipe's ring holds pages: a write that does not fit in the last
+ * page's tail takes a new page, so a 64 KB pipe of 164-byte lines is full
+ * at 62,976 bytes.  Room is asked for n plus n per page of the ring, which
+ * covers the shim's own lines; the program's own writes to the same pipe
+ * can still leave less.  Only where RWF_NOWAIT is missing. */
 static int pipe_would_block(int fd, size_t n)
 {
 	int fl = REAL(fcntl64)(fd, F_GETFL), used = 0, cap;
@@ -150,15 +158,41 @@ static int pipe_would_block(int fd, size_t n)
 	cap = REAL(fcntl64)(fd, F_GETPIPE_SZ);
 	if (cap <= 0 || REAL(ioctl)(fd, FIONREAD, &used) < 0)
 		return 0;
-	return used < 0 || (size_t)(cap - used) < n;
+	return used < 0 || used > cap ||
+	       (size_t)(cap - used) < n + (size_t)(cap / 4096) * n;
+}
+
+/* 1 until the kernel refuses RWF_NOWAIT on a pipe (before Linux 5.x, or a
+ * seccomp policy without pwritev2). */
+static int pipe_nowait_ok = 1;
+
+/* One write of the line to a pipe that never blocks, whatever the
+ * O_NONBLOCK flag the program's file has (which is not ours to change):
+ * pwritev2 with RWF_NOWAIT answers EAGAIN where a write would wait for
+ * the reader.  A full pipe (a stuck reader) costs the line, never a wait
+ * of the program.  Raw system call: pwritev2 may be one of our wrappers. */
+static ssize_t pipe_write_nowait(int fd, const char *buf, size_t n)
+{
+	if (__atomic_load_n(&pipe_nowait_ok, __ATOMIC_RELAXED)) {
+		struct iovec v = { (void *)buf, n };
+		long r = syscall(SYS_pwritev2, fd, &v, 1, -1L, 0L, RWF_NOWAIT);
+
+		if (r >= 0 || (errno != EOPNOTSUPP && errno != EINVAL &&
+			       errno != ENOSYS && errno != EPERM))
+			return (ssize_t)r;
+		__atomic_store_n(&pipe_nowait_ok, 0, __ATOMIC_RELAXED);
+	}
+	if (pipe_would_block(fd, n)) {
+		errno = EAGAIN;
+		return -1;
+	}
+	return REAL(write)(fd, buf, n);
 }
 
 static int write_kind(int fd, int kind, const char *buf, size_t n)
 {
 	ssize_t r;
 
-	if (kind == KIND_PIPE && pipe_would_block(fd, n))
-		return 0;
 	if (kind == KIND_SOCK)
 		r = REAL(send)(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	else if (kind == KIND_PIPE)

@@ -472,3 +472,86 @@ Test(logs, debug_start_line)
 	dl_assert_run(&r, !*r.err, "no start line without DEADLINE_DEBUG");
 	dl_result_free(&r);
 }
+
+/* ================================================================== */
+/* 5. A stderr pipe nobody reads costs lines, never time               */
+/* ================================================================== */
+
+/* 600 connections, one every 0.5 ms, each ended by a 100 ms request
+ * deadline: 600 lines of about 165 bytes, half again what a 64 KB pipe
+ * holds, on a stderr that nobody reads until the program has exited.  The
+ * program must run to its end (natively it writes nothing there and
+ * never waits); the lines that did not fit are dropped, and those that
+ * did are whole.  The shim used to judge the room from FIONREAD, which
+ * counts bytes where the pipe counts pages: it blocked in write() at
+ * about 62 KB, until a reader came (here: never). */
+Test(logs, stderr_pipe_nobody_reads_costs_lines_not_time)
+{
+	struct dl_server *silent, *echo;
+	char out_path[PATH_MAX], *out, *err;
+	struct dl_buf eb = { 0 };
+	int ep[2], out_fd, st = 0, lines = 0, whole = 1, exited = 0;
+	uint64_t t0;
+	pid_t pid;
+
+	dl_require_shim();
+	silent = dl_stallsrv("silent", NULL);
+	echo = dl_stallsrv("echo", NULL);
+	dl_fmt(out_path, sizeof(out_path), "%s/evclient.out", dl_tmpdir());
+	out_fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		      0600);
+	cr_assert(out_fd >= 0 && pipe2(ep, O_CLOEXEC) == 0, "setup: %s",
+		  strerror(errno));
+	t0 = dl_now_ns();
+	pid = dl_spawn(DL_V(dl_helper("evclient"), "many", LO, silent->port_s,
+			    "--echo", echo->port_s, "--n", "600",
+			    "--every-us", "500", "--limit", "100", "--arm",
+			    "connect"),
+		       DL_V("DEADLINE_REQUEST_TIMEOUT=100ms"), 1, NULL, out_fd,
+		       ep[1]);
+	close(out_fd);
+	close(ep[1]);
+	while (dl_now_ns() - t0 < 15000000000ull) {
+		if (dl_exited(pid)) {
+			exited = 1;
+			break;
+		}
+		usleep(10000);
+	}
+	if (!exited)
+		dl_kill_group(pid);
+	waitpid(pid, &st, 0);
+	/* Only now is the pipe read. */
+	fcntl(ep[0], F_SETFL, O_NONBLOCK);
+	while (dl_slurp(ep[0], &eb) && eb.len < (1u << 20)) {
+		struct pollfd p = { ep[0], POLLIN, 0 };
+
+		if (poll(&p, 1, 0) <= 0)
+			break;
+	}
+	close(ep[0]);
+	err = eb.p ? eb.p : strdup("");
+	out = dl_read_file(out_path);
+	cr_assert(exited, "the program blocked on its full stderr pipe: "
+			  "killed after 15 s\n%.500s", out);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		  "evclient failed (status %#x)\n%.500s", st, out);
+	cr_assert(strstr(out, "SUMMARY n=600 reported=600 "),
+		  "not every connection reported its expiry\n%.500s", out);
+	for (const char *p = err; *p;) {
+		const char *nl = strchr(p, '\n');
+
+		if (!nl || strncmp(p, "libdeadline: ", 13)) {
+			whole = 0;
+			break;
+		}
+		lines++;
+		p = nl + 1;
+	}
+	cr_assert(whole, "a partial or foreign line on stderr: %.300s", err);
+	cr_assert(lines > 100 && lines < 600,
+		  "%d lines on stderr: expected the pipe's worth, the rest "
+		  "dropped", lines);
+	free(out);
+	free(err);
+}
