@@ -170,7 +170,7 @@ static int pipe_nowait_ok = 1;
  * O_NONBLOCK flag the program's file has (which is not ours to change):
  * pwritev2 with RWF_NOWAIT answers EAGAIN where a write would wait for
  * the reader.  A full pipe (a stuck reader) costs the line, never a wait
- * of the program.  Raw system call: pwritev2 may be one of our wrappers. */
+ * of the program.  Offset -1: the current position (a pipe has none). */
 static ssize_t pipe_write_nowait(int fd, const char *buf, size_t n)
 {
 	if (__atomic_load_n(&pipe_nowait_ok, __ATOMIC_RELAXED)) {
