@@ -45,8 +45,8 @@
  *           and moves bytes, so neither request nor idle may ever fire.
  *   Lines:
  *     EXP <i> start_us=<t> event_us=<t> lat_us=<event-start>
- *         excuse_us=<t> rq_us=<t> steal_us=<t> cpu_us=<t> ev=<hex>
- *         read=<ENAME>
+ *         excuse_us=<t> rq_us=<t> steal_us=<t> cpu_us=<t>
+ *         reaper_cpu_us=<t> ev=<hex> read=<ENAME>
  *                                             (in the order reported)
  *       excuse_us: time the machine kept the loop from running between
  *       the deadline (start + --limit) and the event being seen
@@ -142,12 +142,13 @@ static void bad(const char *fmt, ...)
 
 struct sched {
 	uint64_t run, wait; /* ns on the CPU, ns on the run queue */
+	uint64_t orun; /* ns on the CPU of the other threads (the reaper) */
 };
 
 /* The two first fields of a schedstat file (0 0 when unreadable). */
 static struct sched sched_read(int fd)
 {
-	struct sched v = { 0, 0 };
+	struct sched v = { 0, 0, 0 };
 	char buf[128];
 	unsigned long long run, wait;
 	ssize_t n = fd < 0 ? -1 : pread(fd, buf, sizeof(buf) - 1, 0);
@@ -171,7 +172,8 @@ static pid_t canary_tid; /* set by the canary itself */
 static struct {
 	int fd[OTHERS_MAX];
 	pid_t tid[OTHERS_MAX];
-	uint64_t wait[OTHERS_MAX]; /* last read: kept once a thread ends */
+	uint64_t wait[OTHERS_MAX], run[OTHERS_MAX]; /* last read: kept once
+						     * a thread ends */
 	int n;
 	uint64_t scanned;
 } others;
@@ -200,6 +202,7 @@ static void others_rescan(void)
 			 (int)tid);
 		others.fd[others.n] = open(path, O_RDONLY | O_CLOEXEC);
 		others.wait[others.n] = 0;
+		others.run[others.n] = 0;
 		if (others.fd[others.n] >= 0)
 			others.tid[others.n++] = tid;
 	}
@@ -224,7 +227,10 @@ static struct sched sched_now(void)
 
 		if (o.wait > others.wait[i])
 			others.wait[i] = o.wait;
+		if (o.run > others.run[i])
+			others.run[i] = o.run;
 		v.wait += others.wait[i];
+		v.orun += others.run[i];
 	}
 	return v;
 }
@@ -319,6 +325,7 @@ static uint64_t canary_late(uint64_t a, uint64_t b)
 struct excuse {
 	uint64_t rq, steal, total;
 	uint64_t cpu; /* for the record: CPU time this thread used */
+	uint64_t shim_cpu; /* and the shim's reaper: never excused */
 };
 
 /* What the machine took from this thread during [a, b]; sa and sb are
@@ -331,6 +338,7 @@ static struct excuse excuse_of(uint64_t a, uint64_t b, struct sched sa,
 
 	x.rq = sb.wait - sa.wait;
 	x.cpu = cpu;
+	x.shim_cpu = sb.orun - sa.orun;
 	x.steal = late > cpu ? late - cpu : 0;
 	x.total = x.rq > x.steal ? x.rq : x.steal;
 	return x;
@@ -684,7 +692,7 @@ static void sample_add(struct samples *sm, uint64_t t, struct sched sc)
 static struct sched sample_at(const struct samples *sm, uint64_t t)
 {
 	size_t lo = 0, hi = sm->n;
-	struct sched none = { 0, 0 };
+	struct sched none = { 0, 0, 0 };
 
 	if (!sm->n)
 		return none;
@@ -897,14 +905,15 @@ static int cmd_many(void)
 				   (long long)x.total / 1000;
 
 		out("EXP %d start_us=%lld event_us=%lld lat_us=%lld "
-		    "excuse_us=%llu rq_us=%llu steal_us=%llu cpu_us=%llu ev=%#x "
-		    "read=%s\n",
+		    "excuse_us=%llu rq_us=%llu steal_us=%llu cpu_us=%llu "
+		    "reaper_cpu_us=%llu ev=%#x read=%s\n",
 		    order[k], (long long)(sl->start - t0) / 1000,
 		    (long long)(sl->event - t0) / 1000, lat,
 		    (unsigned long long)x.total / 1000,
 		    (unsigned long long)x.rq / 1000,
 		    (unsigned long long)x.steal / 1000,
-		    (unsigned long long)x.cpu / 1000, sl->ev,
+		    (unsigned long long)x.cpu / 1000,
+		    (unsigned long long)x.shim_cpu / 1000, sl->ev,
 		    hp_errname(sl->rd_errno));
 		if (excess > max_excess)
 			max_excess = excess;
