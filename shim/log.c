@@ -110,38 +110,6 @@ static void atfork_child(void)
  * Writing one line
  */
 
-static ssize_t pipe_write_nowait(int fd, const char *buf, size_t n);
-
-/* write() to a pipe or FIFO with SIGPIPE held back: a reader that went
- * away costs the line, not the program.  A SIGPIPE already pending before
- * the write is left alone. */
-static ssize_t write_pipe(int fd, const char *buf, size_t n)
-{
-	sigset_t pipe_set, old, pending;
-	int was_pending, e;
-	ssize_t r;
-
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	sigemptyset(&pending);
-	sigpending(&pending);
-	was_pending = sigismember(&pending, SIGPIPE) == 1;
-	if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old) != 0)
-		return -1;
-	r = pipe_write_nowait(fd, buf, n);
-	e = errno;
-	if (r < 0 && e == EPIPE && !was_pending) {
-		struct timespec zero = { 0, 0 };
-
-		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 &&
-		       errno == EINTR)
-			;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	errno = e;
-	return r;
-}
-
 /* 1 if n bytes might not fit at once in the pipe fd, whose file the
  * program may have left blocking (its stderr).  FIONREAD counts bytes but
  * the pipe's ring holds pages: a write that does not fit in the last
@@ -187,6 +155,36 @@ static ssize_t pipe_write_nowait(int fd, const char *buf, size_t n)
 		return -1;
 	}
 	return REAL(write)(fd, buf, n);
+}
+
+/* pipe_write_nowait with SIGPIPE held back: a reader that went away
+ * costs the line, not the program.  A SIGPIPE already pending before the
+ * write is left alone. */
+static ssize_t write_pipe(int fd, const char *buf, size_t n)
+{
+	sigset_t pipe_set, old, pending;
+	int was_pending, e;
+	ssize_t r;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigemptyset(&pending);
+	sigpending(&pending);
+	was_pending = sigismember(&pending, SIGPIPE) == 1;
+	if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old) != 0)
+		return -1;
+	r = pipe_write_nowait(fd, buf, n);
+	e = errno;
+	if (r < 0 && e == EPIPE && !was_pending) {
+		struct timespec zero = { 0, 0 };
+
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 &&
+		       errno == EINTR)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return r;
 }
 
 static int write_kind(int fd, int kind, const char *buf, size_t n)

@@ -148,21 +148,12 @@ struct sched {
 	uint64_t orun; /* ns on the CPU of the other threads (the reaper) */
 };
 
-/* The two first fields of a schedstat file (0 0 when unreadable). */
+/* One thread's schedstat (hp_schedstat); orun stays 0. */
 static struct sched sched_read(int fd)
 {
 	struct sched v = { 0, 0, 0 };
-	char buf[128];
-	unsigned long long run, wait;
-	ssize_t n = fd < 0 ? -1 : pread(fd, buf, sizeof(buf) - 1, 0);
 
-	if (n <= 0)
-		return v;
-	buf[n] = '\0';
-	if (sscanf(buf, "%llu %llu", &run, &wait) == 2) {
-		v.run = run;
-		v.wait = wait;
-	}
+	hp_schedstat(fd, &v.run, &v.wait);
 	return v;
 }
 

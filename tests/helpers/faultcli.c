@@ -187,16 +187,12 @@ static struct {
 static uint64_t run_queue_ns(void)
 {
 	static int fd = -2;
-	char buf[128];
-	unsigned long long run, wait;
-	ssize_t n;
+	uint64_t run, wait;
 
 	if (fd == -2)
 		fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || (n = pread(fd, buf, sizeof(buf) - 1, 0)) <= 0)
-		return 0;
-	buf[n] = 0;
-	return sscanf(buf, "%llu %llu", &run, &wait) == 2 ? wait : 0;
+	hp_schedstat(fd, &run, &wait);
+	return wait;
 }
 
 /* A stretch of d ns that ended now, less the run-queue wait in it. */

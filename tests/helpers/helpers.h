@@ -42,6 +42,26 @@ static inline long hp_ms_since(uint64_t t0)
 	return (long)((hp_now_ns() - t0) / 1000000u);
 }
 
+/* The first two fields of the schedstat file open on fd (a thread's, from
+ * /proc): ns on the CPU and ns runnable but waiting for it.  1 when read,
+ * 0 (both left 0) when fd is < 0 or unreadable. */
+static inline int hp_schedstat(int fd, uint64_t *run, uint64_t *wait)
+{
+	char buf[128];
+	unsigned long long r, w;
+	ssize_t n = fd < 0 ? -1 : pread(fd, buf, sizeof(buf) - 1, 0);
+
+	*run = *wait = 0;
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu %llu", &r, &w) != 2)
+		return 0;
+	*run = r;
+	*wait = w;
+	return 1;
+}
+
 /* Sleep for ms milliseconds, resuming after signals. */
 static inline void hp_sleep_ms(long ms)
 {

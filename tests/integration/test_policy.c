@@ -137,12 +137,13 @@ static struct dl_server *pol_start(const char *helper, const char *const *args,
 	return dl_server_start_ex(helper, args, env, preload, 1, wait_port);
 }
 
-/* "ERR <ENAME> <ms> ..." of dlclient rw / "ERR <ENAME> <ms>" of the python
- * clients: the name into name, the ms returned (-1 if no such line). */
 /* The run-queue wait the last pol_err's client reported (ms; 0 when it
  * did not say): time it was ready to run but not running. */
 static long pol_rq_ms;
 
+/* "ERR <ENAME> <ms> ..." of dlclient rw / "ERR <ENAME> <ms> <rq>" of the
+ * python clients: the name into name, the ms returned (-1 if no such
+ * line), the rq into pol_rq_ms. */
 static long pol_err(const struct dl_result *r, char *name, size_t cap)
 {
 	const char *line = dl_line(r->out, "ERR ");
