@@ -507,29 +507,41 @@ DL_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e,
 
 /* ---- epoll ----------------------------------------------------------- */
 
-/* Set once epoll_pwait2 answered ENOSYS (kernels before 5.11): slices
- * are then rounded up to milliseconds. */
-static int pwait2_missing;
+/* Can the slices use epoll_pwait2 (glibc 2.35 and kernel 5.11 on)?  0
+ * not asked yet, 1 yes, -1 no: slices are then rounded up to whole
+ * milliseconds.  Asked once, with no descriptor: a kernel that has the
+ * call answers EBADF; ENOSYS (too old) or EPERM (a seccomp filter that
+ * does not know it) mean no. */
+static int pwait2_ok;
+
+static __attribute__((noinline, cold)) int pwait2_probe(void)
+{
+	int saved = errno, ok = -1;
+	struct timespec zero = { 0, 0 };
+
+	if (REAL(epoll_pwait2) &&
+	    REAL(epoll_pwait2)(-1, 0, 1, &zero, 0) < 0 && errno == EBADF)
+		ok = 1;
+	errno = saved;
+	__atomic_store_n(&pwait2_ok, ok, __ATOMIC_RELAXED);
+	return ok;
+}
+
+static inline int pwait2_usable(void)
+{
+	int ok = __atomic_load_n(&pwait2_ok, __ATOMIC_RELAXED);
+
+	return __builtin_expect(ok > 0, 1) || (!ok && pwait2_probe() > 0);
+}
 
 static inline __attribute__((always_inline)) int
 epoll_slice(int epfd, struct epoll_event *ev, int max, int64_t ns,
 	    const sigset_t *mask)
 {
-	struct timespec ts;
+	if (pwait2_usable()) {
+		struct timespec ts;
 
-	if (!__atomic_load_n(&pwait2_missing, __ATOMIC_RELAXED)) {
-		int saved = errno, r;
-
-		if (!REAL(epoll_pwait2)) {
-			__atomic_store_n(&pwait2_missing, 1, __ATOMIC_RELAXED);
-		} else {
-			r = REAL(epoll_pwait2)(epfd, ev, max, ns_ts(ns, &ts),
-					       mask);
-			if (r >= 0 || errno != ENOSYS)
-				return r;
-			__atomic_store_n(&pwait2_missing, 1, __ATOMIC_RELAXED);
-			errno = saved;
-		}
+		return REAL(epoll_pwait2)(epfd, ev, max, ns_ts(ns, &ts), mask);
 	}
 	return REAL(epoll_pwait)(epfd, ev, max,
 				 ns < 0 ? -1 : (int)((ns + 999999) / 1000000),
@@ -580,8 +592,10 @@ static int epoll_faulted(int epfd, struct epoll_event *ev, int max,
 	}
 }
 
-static int do_epoll_pwait(int epfd, struct epoll_event *ev, int max,
-			  int timeout, const sigset_t *mask, int plain)
+/* Inlined in both exports: epoll_wait is an event loop's hot call. */
+static inline __attribute__((always_inline)) int
+do_epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout,
+	       const sigset_t *mask, int plain)
 {
 	if (self_outside())
 		return plain ? REAL(epoll_wait)(epfd, ev, max, timeout)
@@ -613,13 +627,16 @@ DL_EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max,
 static int do_epoll_pwait2(int epfd, struct epoll_event *ev, int max,
 			   const struct timespec *tmo, const sigset_t *mask)
 {
-	if (self_outside())
+	/* Where the kernel refuses it, the program hears so, as natively. */
+	if (self_outside() || !pwait2_usable())
 		return REAL(epoll_pwait2)(epfd, ev, max, tmo, mask);
 	if ((!engine_armed() && !inject_active()) || max <= 0 ||
 	    (tmo && (tmo->tv_sec < 0 || tmo->tv_nsec < 0 || tmo->tv_nsec >= NS)))
 		return REAL(epoll_pwait2)(epfd, ev, max, tmo, mask);
-	return (inject_active() ? epoll_faulted : epoll_sliced)(
-		epfd, ev, max, tmo ? ts_ns(tmo) : -1, mask);
+	if (inject_active())
+		return epoll_faulted(epfd, ev, max, tmo ? ts_ns(tmo) : -1,
+				     mask);
+	return epoll_sliced(epfd, ev, max, tmo ? ts_ns(tmo) : -1, mask);
 }
 
 DL_EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max,

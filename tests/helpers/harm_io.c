@@ -51,7 +51,10 @@
  *       "RESULT <case> <outcome>".  GROUP is one of: close_range, iovcnt,
  *       readzero (read/readv of 0 bytes right after a write, to SILENT_PORT;
  *       with the elapsed bucket <500ms/>=500ms), badfd, nullbuf, connect,
- *       accept, getsockopt, waits, dup, getfl, shutdown.
+ *       accept, getsockopt, waits, dup, getfl, shutdown, seccomp (epoll
+ *       waits on a tracked socket after a seccomp filter made
+ *       epoll_pwait2 fail with EPERM, or with ENOSYS, as container
+ *       runtimes that do not know the call do).
  *
  *   harm_io sotimeo rcv|snd [--ms N]
  *       Listening socket with SO_RCVTIMEO / SO_SNDTIMEO = N ms (default
@@ -81,8 +84,14 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/uio.h>
@@ -1286,6 +1295,59 @@ static void e_epoll_max(struct ob *o)
 	CALL(o, "epoll_wait(badfd)", epoll_wait(fd, out, 4, 100));
 }
 
+/* -- seccomp: a filter that answers epoll_pwait2 with err (x86-64 only;
+ * elsewhere both runs print the same "skipped") -- */
+static void e_epoll_seccomp(struct ob *o, int err)
+{
+	struct epoll_event ev = { .events = EPOLLIN }, out[4];
+	int fd = tracked(), ep = epoll_create1(EPOLL_CLOEXEC);
+
+#if defined(__x86_64__) && defined(__NR_epoll_pwait2)
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_epoll_pwait2, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K,
+			 SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]),
+				   .filter = f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0) {
+		ob_add(o, "filter=%s", ename(errno));
+		return;
+	}
+#else
+	(void)err;
+	ob_add(o, "skipped");
+	return;
+#endif
+	ev.data.fd = fd;
+	CALL(o, "epoll_ctl(ADD)", epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev));
+	/* The program's own epoll_pwait2 meets the filter, as natively. */
+	CALL(o, "epoll_pwait2",
+	     epoll_pwait2(ep, out, 4, &(struct timespec){ 2, 0 }, NULL));
+	CALL(o, "epoll_wait", epoll_wait(ep, out, 4, 2000));
+	CALL(o, "epoll_pwait", epoll_pwait(ep, out, 4, 2000, NULL));
+	left(o, fd);
+}
+
+static void e_epoll_seccomp_eperm(struct ob *o)
+{
+	e_epoll_seccomp(o, EPERM);
+}
+
+static void e_epoll_seccomp_enosys(struct ob *o)
+{
+	e_epoll_seccomp(o, ENOSYS);
+}
+
 /* -- dup -- */
 static void e_dup(struct ob *o)
 {
@@ -1364,6 +1426,8 @@ static const struct {
 	{ "waits", { { "poll_nfds_huge", e_poll_huge },
 		     { "select_nfds_-1", e_select_neg },
 		     { "epoll_maxevents", e_epoll_max } } },
+	{ "seccomp", { { "epoll_pwait2_eperm", e_epoll_seccomp_eperm },
+		       { "epoll_pwait2_enosys", e_epoll_seccomp_enosys } } },
 	{ "dup", { { "dup2_same_and_bad", e_dup } } },
 	{ "getfl", { { "getfl_round_trip", e_getfl } } },
 	{ "shutdown", { { "shutdown_bad_how", e_shutdown } } },

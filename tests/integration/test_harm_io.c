@@ -524,6 +524,22 @@ Test(harm_io, errno_wait_args)
 			 "epoll_wait(max=0)=-1/EINVAL"));
 }
 
+/* A container whose seccomp profile predates epoll_pwait2 refuses it:
+ * with EPERM (older Docker defaults) or ENOSYS.  The program's epoll_wait
+ * and epoll_pwait must still work under the shim, which slices them with
+ * epoll_pwait2 where the kernel has it (it used to fail them with EPERM),
+ * and the program's own epoll_pwait2 must fail as it does natively (the
+ * shim used to answer it through epoll_pwait). */
+Test(harm_io, errno_epoll_pwait2_refused_by_seccomp)
+{
+	errno_group("seccomp", generous,
+		    DL_V("RESULT epoll_pwait2_eperm epoll_ctl(ADD)=0/0 "
+			 "epoll_pwait2=-1/EPERM epoll_wait=1/0 epoll_pwait=1/0 "
+			 "left=20/0/ABCDEFGHIJKLMNOPQRST",
+			 "RESULT epoll_pwait2_enosys epoll_ctl(ADD)=0/0 "
+			 "epoll_pwait2=-1/ENOSYS"));
+}
+
 /* Issue item 15: dup2(fd, fd) on a tracked socket returns fd, dup3(fd, fd)
  * EINVAL, dup2 onto -1 and from -1 EBADF; the socket keeps its data. */
 Test(harm_io, errno_dup)
