@@ -145,6 +145,8 @@ static void atfork_parent(void)
 static void atfork_child(void)
 {
 	__atomic_store_n(&self_pid, getpid(), __ATOMIC_RELAXED);
+	/* The parent's threads in vfork() are not here. */
+	__atomic_and_fetch(&self_gate, SELF_GATE_VM_CLONE, __ATOMIC_RELAXED);
 	inject_atfork_child();
 	fork_epoch_bump();
 	holds_atfork_child();
@@ -171,6 +173,15 @@ static void stats_path_load(void)
 		E.stats_path = buf;
 	}
 	stats_start();
+	engine_extra_sync();
+}
+
+void engine_extra_sync(void)
+{
+	__atomic_store_n(&E.moved_extra,
+			 E.stats_path != 0 ||
+				 __atomic_load_n(&observe_on, __ATOMIC_RELAXED),
+			 __ATOMIC_RELAXED);
 }
 
 /* DEADLINE_DEBUG: one line at load saying the shim is active, and with
@@ -280,8 +291,10 @@ static int config_load(void)
 			/* Nothing applies; a fixed file is picked up by
 			 * the reload check (reload.c). */
 			stats_path_load();
-			if (rules_start(&E.conf, path, 0, &env) < 0)
+			if (rules_start(&E.conf, path, 0, &env) < 0) {
 				E.stats_path = 0;
+				engine_extra_sync();
+			}
 			return 0;
 		}
 	}
@@ -290,6 +303,7 @@ static int config_load(void)
 	active = rules_start(&E.conf, path, 1, &env);
 	if (active < 0) {
 		E.stats_path = 0;
+		engine_extra_sync();
 		dl_log_warn("out of memory at start; passing everything through");
 		return 0;
 	}

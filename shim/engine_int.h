@@ -66,6 +66,10 @@ struct engine_state {
 	struct rule_stats *stats;
 	size_t neff;
 	const char *stats_path;
+	/* Nonzero while a move does more than turns and deadlines: counters
+	 * (stats_path) or the observer (observe_on).  The fast paths' one
+	 * check; kept by engine_extra_sync. */
+	int moved_extra;
 	int have_file; /* DEADLINE_CONFIG was given */
 	int any_idle; /* some rule has an idle limit */
 	pthread_mutex_t lk;
@@ -127,6 +131,10 @@ int engine_faults_attach(int fd, struct dl_conn *c, uint16_t rule,
 			 int inbound, int probe_only);
 /* engine_rule_active - does anything (limits, connect retries) apply? */
 int engine_rule_active(uint16_t rule);
+
+/* engine_extra_sync - E.moved_extra from E.stats_path and observe_on;
+ * called wherever either changes. */
+void engine_extra_sync(void);
 
 /* ---- stats.c --------------------------------------------------------- */
 

@@ -132,6 +132,34 @@ ssize_t engine_io(int fd, struct dl_io *io)
 	return io_general(fd, c, io, IO_RESULT, r, errno, saved);
 }
 
+/* note_moved, out of line, for a fast path that finds a counters file or
+ * the observer on. */
+static __attribute__((noinline)) void note_moved_all(int fd, struct dl_conn *c,
+						     int wrote, ssize_t n)
+{
+	note_moved(fd, c, wrote, n, 0, 0);
+}
+
+/* note_moved for the fast paths, where n > 0 bytes moved on a connection
+ * whose exchanges are not followed (CONN_H1OFF, for the life of its
+ * file): with no counters file and no observer, only its turns and
+ * deadlines. */
+static inline __attribute__((always_inline)) void
+note_moved_h1off(int fd, struct dl_conn *c, int wrote, ssize_t n)
+{
+	if (__builtin_expect(__atomic_load_n(&E.moved_extra, __ATOMIC_RELAXED),
+			     0)) {
+		note_moved_all(fd, c, wrote, n);
+	} else if (__builtin_expect(conn_moved(c, &eff_of(c)->limits, wrote,
+					       clock_now),
+				    0)) {
+		int e = errno;
+
+		expire_refile(fd, c);
+		errno = e;
+	}
+}
+
 /* The plain call's description, for what the fast paths below do not
  * finish: io_general from start (r0, e0: IO_RESULT's attempt), or the
  * HTTP/1 follower (io_plain_moved).  Out of line: the fast paths keep a
@@ -181,7 +209,7 @@ ssize_t engine_recv(int fd, struct dl_conn *c, void *buf, size_t n,
 		if (__builtin_expect(!(st & CONN_H1OFF), 0))
 			io_plain_moved(fd, c, buf, n, flags, op, r);
 		else
-			note_moved(fd, c, 0, r, 0, 0);
+			note_moved_h1off(fd, c, 0, r);
 		return r;
 	}
 	if (r == 0)
@@ -217,7 +245,7 @@ ssize_t engine_send(int fd, struct dl_conn *c, const void *buf, size_t n,
 		if (__builtin_expect(!(st & CONN_H1OFF), 0))
 			io_plain_moved(fd, c, (void *)buf, n, flags, op, r);
 		else
-			note_moved(fd, c, 1, r, 0, 0);
+			note_moved_h1off(fd, c, 1, r);
 		return r;
 	}
 	if (r < 0 && nb && (errno == EAGAIN || errno == EWOULDBLOCK))

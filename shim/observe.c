@@ -410,8 +410,10 @@ static void fork_child(void)
 	if (data &&
 	    mmap(data, OBS_KEYS * sizeof(*data), PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1,
-		 0) == MAP_FAILED)
+		 0) == MAP_FAILED) {
 		observe_on = 0;	/* cannot start from zero: stay silent */
+		engine_extra_sync();
+	}
 	writing = 0;
 	wrote_once = 0;
 	self_unlock(&lk);
@@ -462,6 +464,7 @@ int observe_start(void)
 	 * epoll sets (where the idle deadline runs between any two moves). */
 	__atomic_store_n(&E.any_idle, 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&observe_on, 1, __ATOMIC_RELEASE);
+	engine_extra_sync();
 	return 1;
 }
 

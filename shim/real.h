@@ -85,10 +85,15 @@ extern struct dl_real dl_real;
  * from any thread, any number of times; errno is preserved. */
 void dl_real_bind(void);
 
+/* REAL(fn) - the next definition of fn: one load once bound. */
 #define REAL(fn)                                                        \
-	(__atomic_load_n(&dl_real.fn, __ATOMIC_ACQUIRE)                 \
-		 ? dl_real.fn                                           \
-		 : (dl_real_bind(), dl_real.fn))
+	({                                                              \
+		__typeof__(dl_real.fn) real_fn_ =                       \
+			__atomic_load_n(&dl_real.fn, __ATOMIC_ACQUIRE); \
+		__builtin_expect(real_fn_ != 0, 1)                      \
+			? real_fn_                                      \
+			: (dl_real_bind(), dl_real.fn);                 \
+	})
 
 /* Exported symbols: the only ones visible outside the library. */
 #define DL_EXPORT __attribute__((visibility("default")))

@@ -58,20 +58,32 @@ struct dl_self {
 
 extern __thread struct dl_self dl_self __attribute__((tls_model("initial-exec")));
 
-/* Set once a clone(CLONE_VM) child (not a thread) was made: such a child
- * shares memory but not the TLS flag, so the gate asks for the pid. */
-extern int self_vm_clones;
+/* The gate's one word, nonzero while some thread may be outside:
+ * SELF_GATE_VM_CLONE once a clone(CLONE_VM) child (not a thread) was made
+ * (such a child shares memory but not the TLS flag, so the gate asks for
+ * the pid from then on), plus SELF_GATE_VFORK per vfork() in progress. */
+#define SELF_GATE_VM_CLONE 1
+#define SELF_GATE_VFORK 2
+extern int self_gate;
 extern pid_t self_pid; /* this process (set at start and in fork children) */
+
+/* self_outside_slow - self_outside when the gate word is set. */
+int self_outside_slow(void) __attribute__((noinline, cold));
+
+/* self_gate_clear - no thread can be outside: the one load of the hot
+ * wrappers, which leave the rest to self_outside out of line. */
+static inline int self_gate_clear(void)
+{
+	return !__atomic_load_n(&self_gate, __ATOMIC_RELAXED);
+}
 
 /* self_outside - nonzero when the calling thread must not touch the
  * shim's state at all: it is a vfork or clone(CLONE_VM) child running on
- * its parent's memory. */
+ * its parent's memory.  One load while no such child was ever made. */
 static inline int self_outside(void)
 {
-	if (__builtin_expect(dl_self.vfork_child, 0))
-		return 1;
-	if (__builtin_expect(__atomic_load_n(&self_vm_clones, __ATOMIC_RELAXED), 0))
-		return getpid() != __atomic_load_n(&self_pid, __ATOMIC_RELAXED);
+	if (__builtin_expect(!self_gate_clear(), 0))
+		return self_outside_slow();
 	return 0;
 }
 

@@ -25,25 +25,41 @@ ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
 
 /* ---- read side ------------------------------------------------------- */
 
-static ssize_t do_read(int fd, void *buf, size_t n)
-{
-	struct dl_conn *c = engine_tracked(fd);
+/* The hot calls (read, recv, recvfrom without an address, and their
+ * fortified forms; write, send, sendto without one) go straight to the
+ * engine for a tracked fd while no thread can be outside (self_gate), with
+ * nothing else on the way: no frame, no call but the engine's.  The rest
+ * goes to the do_ functions, out of line, with the fd's entry (c: NULL
+ * when untracked) where the arguments leave room for it. */
+#define DL_SLOW static __attribute__((noinline))
 
-	if (!c)
+DL_SLOW ssize_t do_read(int fd, void *buf, size_t n, struct dl_conn *c)
+{
+	if (!c || self_outside())
 		return REAL(read)(fd, buf, n);
 	return engine_recv(fd, c, buf, n, 0, OP_READ);
 }
 
+static inline __attribute__((always_inline)) ssize_t
+fast_read(int fd, void *buf, size_t n)
+{
+	struct dl_conn *c = fdtab_tracked(fd);
+
+	if (__builtin_expect(c && self_gate_clear(), 1))
+		return engine_recv(fd, c, buf, n, 0, OP_READ);
+	return do_read(fd, buf, n, c);
+}
+
 DL_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
-	return do_read(fd, buf, n);
+	return fast_read(fd, buf, n);
 }
 
 DL_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
 	if (n > buflen)
 		__chk_fail();
-	return do_read(fd, buf, n);
+	return fast_read(fd, buf, n);
 }
 
 static ssize_t do_readv(int fd, const struct iovec *iov, int cnt)
@@ -60,25 +76,27 @@ DL_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 	return do_readv(fd, iov, cnt);
 }
 
-static ssize_t do_recvfrom(int fd, void *buf, size_t n, int flags,
-			   struct sockaddr *from, socklen_t *fromlen, int plain)
+DL_SLOW ssize_t do_recv(int fd, void *buf, size_t n, int flags,
+		       struct dl_conn *c)
 {
-	struct dl_io io = { .op = plain ? OP_RECV : OP_RECVFROM, .buf = buf,
-			    .len = n, .flags = flags, .from = from,
-			    .fromlen = fromlen };
-	struct dl_conn *c = engine_tracked(fd);
+	if (!c || self_outside())
+		return REAL(recv)(fd, buf, n, flags);
+	return engine_recv(fd, c, buf, n, flags, OP_RECV);
+}
 
-	if (!c)
-		return plain ? REAL(recv)(fd, buf, n, flags)
-			     : REAL(recvfrom)(fd, buf, n, flags, from, fromlen);
-	if (!from)
-		return engine_recv(fd, c, buf, n, flags, io.op);
-	return engine_io(fd, &io);
+static inline __attribute__((always_inline)) ssize_t
+fast_recv(int fd, void *buf, size_t n, int flags)
+{
+	struct dl_conn *c = fdtab_tracked(fd);
+
+	if (__builtin_expect(c && self_gate_clear(), 1))
+		return engine_recv(fd, c, buf, n, flags, OP_RECV);
+	return do_recv(fd, buf, n, flags, c);
 }
 
 DL_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-	return do_recvfrom(fd, buf, n, flags, 0, 0, 1);
+	return fast_recv(fd, buf, n, flags);
 }
 
 DL_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen,
@@ -86,13 +104,38 @@ DL_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen,
 {
 	if (n > buflen)
 		__chk_fail();
-	return do_recvfrom(fd, buf, n, flags, 0, 0, 1);
+	return fast_recv(fd, buf, n, flags);
+}
+
+DL_SLOW ssize_t do_recvfrom(int fd, void *buf, size_t n, int flags,
+			    struct sockaddr *from, socklen_t *fromlen)
+{
+	struct dl_io io = { .op = OP_RECVFROM, .buf = buf, .len = n,
+			    .flags = flags, .from = from, .fromlen = fromlen };
+	struct dl_conn *c = engine_tracked(fd);
+
+	if (!c)
+		return REAL(recvfrom)(fd, buf, n, flags, from, fromlen);
+	if (!from)
+		return engine_recv(fd, c, buf, n, flags, OP_RECVFROM);
+	return engine_io(fd, &io);
+}
+
+static inline __attribute__((always_inline)) ssize_t
+fast_recvfrom(int fd, void *buf, size_t n, int flags, struct sockaddr *from,
+	      socklen_t *fromlen)
+{
+	struct dl_conn *c = fdtab_tracked(fd);
+
+	if (__builtin_expect(c && self_gate_clear(), 1) && !from)
+		return engine_recv(fd, c, buf, n, flags, OP_RECVFROM);
+	return do_recvfrom(fd, buf, n, flags, from, fromlen);
 }
 
 DL_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
 			   struct sockaddr *from, socklen_t *fromlen)
 {
-	return do_recvfrom(fd, buf, n, flags, from, fromlen, 0);
+	return fast_recvfrom(fd, buf, n, flags, from, fromlen);
 }
 
 DL_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
@@ -101,7 +144,7 @@ DL_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
 {
 	if (n > buflen)
 		__chk_fail();
-	return do_recvfrom(fd, buf, n, flags, from, fromlen, 0);
+	return fast_recvfrom(fd, buf, n, flags, from, fromlen);
 }
 
 static ssize_t do_recvmsg(int fd, struct msghdr *msg, int flags)
@@ -120,18 +163,21 @@ DL_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 
 /* ---- write side ------------------------------------------------------ */
 
-static ssize_t do_write(int fd, const void *buf, size_t n)
+DL_SLOW ssize_t do_write(int fd, const void *buf, size_t n,
+			struct dl_conn *c)
 {
-	struct dl_conn *c = engine_tracked(fd);
-
-	if (!c)
+	if (!c || self_outside())
 		return REAL(write)(fd, buf, n);
 	return engine_send(fd, c, buf, n, 0, OP_WRITE);
 }
 
 DL_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
-	return do_write(fd, buf, n);
+	struct dl_conn *c = fdtab_tracked(fd);
+
+	if (__builtin_expect(c && self_gate_clear(), 1))
+		return engine_send(fd, c, buf, n, 0, OP_WRITE);
+	return do_write(fd, buf, n, c);
 }
 
 static ssize_t do_writev(int fd, const struct iovec *iov, int cnt)
@@ -148,36 +194,49 @@ DL_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 	return do_writev(fd, iov, cnt);
 }
 
-static ssize_t do_sendto(int fd, const void *buf, size_t n, int flags,
-			 const struct sockaddr *to, socklen_t tolen, int plain)
+DL_SLOW ssize_t do_send(int fd, const void *buf, size_t n, int flags,
+		       struct dl_conn *c)
 {
-	struct dl_io io = { .op = plain ? OP_SEND : OP_SENDTO,
-			    .buf = (void *)buf, .len = n, .flags = flags,
-			    .to = to, .tolen = tolen };
-
-	struct dl_conn *c = engine_tracked(fd);
-
-	if (!c) {
-		if (__builtin_expect(flags & MSG_FASTOPEN, 0) && !plain && to &&
-		    engine_enabled())
-			return engine_fastopen(fd, &io);
-		return plain ? REAL(send)(fd, buf, n, flags)
-			     : REAL(sendto)(fd, buf, n, flags, to, tolen);
-	}
-	if (!to)
-		return engine_send(fd, c, buf, n, flags, io.op);
-	return engine_io(fd, &io);
+	if (!c || self_outside())
+		return REAL(send)(fd, buf, n, flags);
+	return engine_send(fd, c, buf, n, flags, OP_SEND);
 }
 
 DL_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-	return do_sendto(fd, buf, n, flags, 0, 0, 1);
+	struct dl_conn *c = fdtab_tracked(fd);
+
+	if (__builtin_expect(c && self_gate_clear(), 1))
+		return engine_send(fd, c, buf, n, flags, OP_SEND);
+	return do_send(fd, buf, n, flags, c);
+}
+
+DL_SLOW ssize_t do_sendto(int fd, const void *buf, size_t n, int flags,
+			  const struct sockaddr *to, socklen_t tolen)
+{
+	struct dl_io io = { .op = OP_SENDTO, .buf = (void *)buf, .len = n,
+			    .flags = flags, .to = to, .tolen = tolen };
+	struct dl_conn *c = engine_tracked(fd);
+
+	if (!c) {
+		if (__builtin_expect(flags & MSG_FASTOPEN, 0) && to &&
+		    engine_enabled())
+			return engine_fastopen(fd, &io);
+		return REAL(sendto)(fd, buf, n, flags, to, tolen);
+	}
+	if (!to)
+		return engine_send(fd, c, buf, n, flags, OP_SENDTO);
+	return engine_io(fd, &io);
 }
 
 DL_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 			 const struct sockaddr *to, socklen_t tolen)
 {
-	return do_sendto(fd, buf, n, flags, to, tolen, 0);
+	struct dl_conn *c = fdtab_tracked(fd);
+
+	if (__builtin_expect(c && self_gate_clear(), 1) && !to)
+		return engine_send(fd, c, buf, n, flags, OP_SENDTO);
+	return do_sendto(fd, buf, n, flags, to, tolen);
 }
 
 static ssize_t do_sendmsg(int fd, const struct msghdr *msg, int flags)

@@ -32,6 +32,7 @@ void *self_vfork_prepare(void)
 {
 	void *real = (void *)REAL(vfork);
 
+	__atomic_add_fetch(&self_gate, SELF_GATE_VFORK, __ATOMIC_RELAXED);
 	dl_self.vfork_child = 1;
 	return real;
 }
@@ -42,8 +43,11 @@ void *self_vfork_prepare(void)
 void self_vfork_done(long pid);
 void self_vfork_done(long pid)
 {
-	if (pid != 0)
+	if (pid != 0) {
 		dl_self.vfork_child = 0;
+		__atomic_sub_fetch(&self_gate, SELF_GATE_VFORK,
+				   __ATOMIC_RELAXED);
+	}
 }
 
 __asm__(".text\n"
@@ -82,6 +86,7 @@ DL_EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 	ctid = va_arg(ap, void *);
 	va_end(ap);
 	if ((flags & CLONE_VM) && !(flags & CLONE_THREAD))
-		__atomic_store_n(&self_vm_clones, 1, __ATOMIC_RELAXED);
+		__atomic_or_fetch(&self_gate, SELF_GATE_VM_CLONE,
+				  __ATOMIC_RELAXED);
 	return REAL(clone)(fn, stack, flags, arg, ptid, tls, ctid);
 }
