@@ -188,6 +188,17 @@ static DL_UNUSED int dl_in_window(long ms, long limit)
 	return ms >= limit && ms <= limit + dl_slack();
 }
 
+/* Nonzero when ms, a time the run r logged or measured, lies in [limit,
+ * limit + slack] once the time r's main thread waited on the run queue is
+ * taken off the upper bound: a thread that sleeps until a deadline and is
+ * then not run for 100 ms logs elapsed_ms=600 for 500, shim or not.  The
+ * lower bound stays raw. */
+static DL_UNUSED int dl_rq_within(const struct dl_result *r, long ms,
+				  long limit, long slack)
+{
+	return ms >= limit && ms - r->rq_ms <= limit + slack;
+}
+
 /* Fail the test at once when the shim has not been built. */
 static DL_UNUSED void dl_require_shim(void)
 {
