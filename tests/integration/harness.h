@@ -55,6 +55,8 @@ struct dl_result {
 	long ms;	/* start to exit (or to the kill), monotonic */
 	long rq_ms;	/* of ms, how long its main thread sat runnable on
 			 * the run queue (schedstat; 0 when unknown) */
+	long long t0_wall_ms; /* its start, CLOCK_REALTIME in ms: to place
+			       * the time= of its log lines */
 	char *out;
 	char *err;
 };
@@ -473,6 +475,12 @@ static DL_UNUSED void dl_run_opts(struct dl_result *r, const char *const *argv,
 	cr_assert(pipe2(op, O_CLOEXEC) == 0 && pipe2(ep, O_CLOEXEC) == 0,
 		  "pipe: %s", strerror(errno));
 	t0 = dl_now_ns();
+	{
+		struct timespec w;
+
+		clock_gettime(CLOCK_REALTIME, &w);
+		r->t0_wall_ms = (long long)w.tv_sec * 1000 + w.tv_nsec / 1000000;
+	}
 	deadline = t0 + (uint64_t)timeout_ms * 1000000u;
 	pid = dl_spawn(argv, extra, preload, cwd, op[1], ep[1]);
 	close(op[1]);
