@@ -47,33 +47,6 @@ static int ev_within(const struct dl_result *r, long ms, long limit)
 	return dl_rq_within(r, ms, limit, ev_slack());
 }
 
-static long long ev_last_expiry_at(const struct dl_result *r);
-
-/* How long after its last expiry line (time=) the program r ended; -1
- * when no line says. */
-static long ev_after_expiry(const struct dl_result *r)
-{
-	long long at = ev_last_expiry_at(r);
-
-	return at ? (long)(r->t0_wall_ms + r->ms - at) : -1;
-}
-
-/* A whole program's run against a deadline of limit: it did not end
- * before limit, and it ended at most the slack after the shim's last
- * expiry, once the time its main thread waited on the run queue is taken
- * off.  Counted from the expiry, not from the start: a program's start-up
- * on a busy machine (loading its libraries from a cold page cache) is not
- * the shim's, and the expiry's own timing is held to the log's
- * elapsed_ms (ev_assert_one_deadline). */
-static int ev_wall_within(const struct dl_result *r, long limit)
-{
-	long after = ev_after_expiry(r);
-
-	return r->ms >= limit &&
-	       (after < 0 ? r->ms - r->rq_ms <= limit + ev_slack()
-			  : after - r->rq_ms <= ev_slack());
-}
-
 /* ================================================================== */
 /* Plumbing the harness does not have                                  */
 /* ================================================================== */
@@ -273,6 +246,34 @@ static long long ev_last_expiry_at(const struct dl_result *r)
 			last = d[i].at;
 	}
 	return last;
+}
+
+/* How long after its last expiry line (time=) the program r ended, in
+ * ms (a little below 0 is rounding); EV_NO_EXPIRY when no line says. */
+#define EV_NO_EXPIRY LONG_MIN
+
+static long ev_after_expiry(const struct dl_result *r)
+{
+	long long at = ev_last_expiry_at(r);
+
+	return at ? (long)(r->t0_wall_ms + r->ms - at) : EV_NO_EXPIRY;
+}
+
+/* A whole program's run against a deadline of limit: it did not end
+ * before limit, and it ended at most the slack after the shim's last
+ * expiry, once the time its main thread waited on the run queue is taken
+ * off.  Counted from the expiry, not from the start: a program's start-up
+ * on a busy machine (loading its libraries from a cold page cache) is not
+ * the shim's, and the expiry's own timing is held to the log's
+ * elapsed_ms (ev_assert_one_deadline).  Without an expiry line, the
+ * whole run against [limit, limit + slack]. */
+static int ev_wall_within(const struct dl_result *r, long limit)
+{
+	long after = ev_after_expiry(r);
+
+	if (after == EV_NO_EXPIRY)
+		return dl_rq_within(r, r->ms, limit, ev_slack());
+	return r->ms >= limit && after - r->rq_ms <= ev_slack();
 }
 
 /* Exactly one expiry, in phase, after [limit, limit + EV_SLACK]. */
