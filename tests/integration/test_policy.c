@@ -1303,6 +1303,62 @@ Test(policy, log_format_json)
 	dl_result_free(&r);
 }
 
+/* An event loop's client: non-blocking socket, select, 50 lines of 100
+ * bytes sent and echoed back: every send and recv finds room or data
+ * (the shim's fast path).  Prints "MOVED <sent> <received>". */
+static const char py_loop_client[] =
+	"import select, socket, sys\n"
+	"s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
+	"s.setblocking(False)\n"
+	"line = b'x' * 99 + b'\\n'\n"
+	"sent = got = 0\n"
+	"for i in range(50):\n"
+	"    select.select([], [s], [], 5)\n"
+	"    sent += s.send(line)\n"
+	"    want = sent\n"
+	"    while got < want:\n"
+	"        select.select([s], [], [], 5)\n"
+	"        got += len(s.recv(4096))\n"
+	"s.close()\n"
+	"print('MOVED %d %d' % (sent, got))\n";
+
+/* Prints the byte counters of every rule of a DEADLINE_STATS file. */
+static const char py_stats_bytes[] =
+	"import json, sys\n"
+	"for line in open(sys.argv[1]):\n"
+	"    for r in json.loads(line)['rules']:\n"
+	"        print('RULE %s in=%d out=%d' % (r['rule'], r['bytes_in'],"
+	" r['bytes_out']))\n";
+
+/* The counters file counts the bytes of the fast path (the calls that
+ * find data or room), which checks one flag for "counters or observer
+ * on" instead of each. */
+Test(policy, stats_file_counts_fast_path_bytes)
+{
+	struct dl_server *echo;
+	struct dl_result r, j;
+	const char *stats, *line;
+
+	dl_require_shim();
+	echo = pol_start("echod", NULL, NULL, 0, 1);
+	stats = dl_str("%s/bytes.json", dl_tmpdir());
+	dl_run(&r, DL_V(pol_py(), "-c", py_loop_client, echo->port_s),
+	       DL_V("DEADLINE_IDLE_TIMEOUT=5s", "DEADLINE_REQUEST_TIMEOUT=5s",
+		    dl_str("DEADLINE_STATS=%s", stats)),
+	       1, 10000);
+	dl_assert_run(&r, r.exited && r.code == 0 &&
+				  dl_line(r.out, "MOVED 5000 5000"),
+		      "the client should move 5000 bytes each way");
+	pol_python(&j, 0, NULL, 8000, py_stats_bytes, stats, NULL);
+	line = dl_line(j.out, "RULE ");
+	dl_assert_run(&j, line && dl_field(line, "in=") == 5000 &&
+				  dl_field(line, "out=") == 5000,
+		      "the counters should say 5000 bytes each way:\n%s",
+		      pol_slurp(stats));
+	dl_result_free(&j);
+	dl_result_free(&r);
+}
+
 /* Prints the per-rule counters of every line of a DEADLINE_STATS file. */
 static const char py_stats[] =
 	"import json, sys\n"
