@@ -575,10 +575,10 @@ static DL_UNUSED void dl_result_free(struct dl_result *r)
 }
 
 /* The run's outcome and output, for assertion messages. */
-#define DL_RES_FMT "\n[exit=%d sig=%d timed_out=%d %ld ms]\n" \
-		   "--- stdout:\n%s--- stderr:\n%s"
+#define DL_RES_FMT "\n[exit=%d sig=%d timed_out=%d %ld ms, %ld on the run " \
+		   "queue]\n--- stdout:\n%s--- stderr:\n%s"
 #define DL_RES_ARGS(r) (r)->code, (r)->sig, (r)->timed_out, (r)->ms, \
-		       (r)->out, (r)->err
+		       (r)->rq_ms, (r)->out, (r)->err
 
 /* Assert cond, printing the run's outcome and output on failure. */
 #define dl_assert_run(r, cond, fmt, ...)				\

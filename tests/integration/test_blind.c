@@ -104,7 +104,7 @@ static void bl_cut(const struct dl_result *r, const char *line,
 
 	dl_assert_run(r, !strcmp(dl_word(line, err_key), "ETIMEDOUT"),
 		      "the call should fail with ETIMEDOUT");
-	dl_assert_run(r, dl_in_window(ms, limit),
+	dl_assert_run(r, dl_rq_within(r, ms, limit, dl_slack()),
 		      "cut at %ld ms, outside [%ld,%ld]", ms, limit,
 		      limit + dl_slack());
 	dl_assert_run(r, dl_count_lines(r->err, "event=deadline") == 1,

@@ -65,7 +65,7 @@ Test(core, deadline_connect)
 	       "rw", LO, s->port_s, "--send", "hi", "--expect", "ETIMEDOUT",
 	       NULL);
 	const char *line = timed_out_line(&r, "connect");
-	dl_assert_run(&r, dl_in_window(total_ms(line), 300),
+	dl_assert_run(&r, dl_rq_within(&r, total_ms(line), 300, dl_slack()),
 		      "connect deadline 300ms fired outside [300,%ld]",
 		      300 + dl_slack());
 }
@@ -82,7 +82,7 @@ Test(core, deadline_connect_nonblocking)
 	       "rw", LO, s->port_s, "--nonblock", "--expect", "ETIMEDOUT",
 	       NULL);
 	const char *line = timed_out_line(&r, "connect");
-	dl_assert_run(&r, dl_in_window(total_ms(line), 300),
+	dl_assert_run(&r, dl_rq_within(&r, total_ms(line), 300, dl_slack()),
 		      "non-blocking connect: SO_ERROR ETIMEDOUT outside "
 		      "[300,%ld]", 300 + dl_slack());
 }
@@ -98,7 +98,7 @@ Test(core, deadline_request)
 	       "rw", LO, s->port_s, "--send", "hi", "--recv", "10",
 	       "--expect", "ETIMEDOUT", NULL);
 	const char *line = timed_out_line(&r, "recv");
-	dl_assert_run(&r, dl_in_window(total_ms(line), 400),
+	dl_assert_run(&r, dl_rq_within(&r, total_ms(line), 400, dl_slack()),
 		      "request deadline 400ms (from connect) fired outside "
 		      "[400,%ld]", 400 + dl_slack());
 }
@@ -115,7 +115,7 @@ Test(core, deadline_request_ipv6)
 	       "rw", "::1", s->port_s, "--send", "hi", "--recv", "10",
 	       "--expect", "ETIMEDOUT", NULL);
 	const char *line = timed_out_line(&r, "recv");
-	dl_assert_run(&r, dl_in_window(total_ms(line), 400),
+	dl_assert_run(&r, dl_rq_within(&r, total_ms(line), 400, dl_slack()),
 		      "request deadline 400ms over ::1 fired outside [400,%ld]",
 		      400 + dl_slack());
 }
@@ -132,7 +132,8 @@ Test(core, deadline_first_byte)
 	       "GET / HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n", "--expect",
 	       "ETIMEDOUT", NULL);
 	const char *line = timed_out_line(&r, "recv");
-	dl_assert_run(&r, dl_in_window(dl_field(line, "since_send="), 500),
+	dl_assert_run(&r, dl_rq_within(&r, dl_field(line, "since_send="),
+				       500, dl_slack()),
 		      "first_byte deadline 500ms (from the last write) fired "
 		      "outside [500,%ld]", 500 + dl_slack());
 	dl_assert_run(&r, dl_field(line, "got=") == 0,
@@ -159,7 +160,7 @@ Test(core, deadline_idle_vs_request_on_drip)
 	dl_assert_run(&r, ms >= 700,
 		      "something fired before the 700ms request deadline "
 		      "(idle 500ms must not fire while bytes keep coming)");
-	dl_assert_run(&r, dl_in_window(ms, 700),
+	dl_assert_run(&r, dl_rq_within(&r, ms, 700, dl_slack()),
 		      "request deadline 700ms fired outside [700,%ld]",
 		      700 + dl_slack());
 	/* 58 header bytes, then a body byte every 100 ms: by 700 ms at
@@ -274,7 +275,8 @@ Test(core, expiry_peer_sees_end_fd_reserved)
 	       "fdreserved", LO, s->port_s, "--hold", "700", NULL);
 	dl_assert_ok(&r, "fdreserved");
 	const char *exp = dl_line(r.out, "EXPIRED ");
-	dl_assert_run(&r, exp && dl_in_window(dl_field(exp, "ms="), 300),
+	dl_assert_run(&r, exp && dl_rq_within(&r, dl_field(exp, "ms="), 300,
+					      dl_slack()),
 		      "request deadline 300ms fired outside [300,%ld]",
 		      300 + dl_slack());
 
@@ -699,7 +701,7 @@ Test(core, python_request_timeout)
 					    "Connection timed out"),
 			      "%s: expected TimeoutError errno 110", py[i]);
 		long ms = dl_field(dl_line(r.err, "ELAPSED"), "ELAPSED ");
-		dl_assert_run(&r, dl_in_window(ms, 500),
+		dl_assert_run(&r, dl_rq_within(&r, ms, 500, dl_slack()),
 			      "%s: request 500ms fired outside [500,%ld]",
 			      py[i], 500 + dl_slack());
 		dl_result_free(&r);

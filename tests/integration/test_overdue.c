@@ -125,7 +125,7 @@ static void od_expired(const struct dl_result *r, const char *err,
 
 	dl_assert_run(r, !strcmp(dl_word(line, "end="), err),
 		      "the loop should end with %s, not EAGAIN for ever", err);
-	dl_assert_run(r, dl_in_window(ms, limit),
+	dl_assert_run(r, dl_rq_within(r, ms, limit, dl_slack()),
 		      "ended at %ld ms, outside [%ld,%ld]", ms, limit,
 		      limit + dl_slack());
 	dl_assert_run(r, !want_eagain || eagain > 0,

@@ -57,7 +57,7 @@ static void cut_in_progress(const char *mode, const char *env, long limit)
 	dl_assert_run(&r, x_num(&r, "WAIT ", "r") == 1,
 		      "%s: the wait did not end with the socket ready", mode);
 	ms = x_num(&r, "WAIT ", "ms");
-	dl_assert_run(&r, dl_in_window(ms, limit),
+	dl_assert_run(&r, dl_rq_within(&r, ms, limit, dl_slack()),
 		      "%s: the wait ended %ld ms after the write, expected "
 		      "[%ld, %ld]", mode, ms, limit, limit + dl_slack());
 	if (strcmp(mode, "select") != 0)
