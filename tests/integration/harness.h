@@ -612,6 +612,17 @@ static DL_UNUSED const char *dl_line(const char *text, const char *prefix)
 	return NULL;
 }
 
+/* The milliseconds a client reported with its failure: the number after
+ * the errno name in its "ERR <errno> <ms> ..." line at p; -1 if absent. */
+static DL_UNUSED long dl_err_ms(const char *p)
+{
+	long ms = -1;
+
+	if (p)
+		sscanf(p, "ERR %*s %ld", &ms);
+	return ms;
+}
+
 /* The number after "key" (e.g. "ms=") in the line at p; -1 if absent. */
 static DL_UNUSED long dl_field(const char *p, const char *key)
 {

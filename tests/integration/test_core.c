@@ -42,14 +42,6 @@ static const char *timed_out_line(const struct dl_result *r, const char *op)
 	return line;
 }
 
-static long total_ms(const char *line)
-{
-	long ms = -1;
-
-	sscanf(line, "ERR %*s %ld", &ms);
-	return ms;
-}
-
 /* ================================================================== */
 /* 1. Each deadline fires on time at the phase where the server stalls  */
 /* ================================================================== */
@@ -65,7 +57,7 @@ Test(core, deadline_connect)
 	       "rw", LO, s->port_s, "--send", "hi", "--expect", "ETIMEDOUT",
 	       NULL);
 	const char *line = timed_out_line(&r, "connect");
-	dl_assert_run(&r, dl_rq_within(&r, total_ms(line), 300, dl_slack()),
+	dl_assert_run(&r, dl_rq_within(&r, dl_err_ms(line), 300, dl_slack()),
 		      "connect deadline 300ms fired outside [300,%ld]",
 		      300 + dl_slack());
 }
@@ -82,7 +74,7 @@ Test(core, deadline_connect_nonblocking)
 	       "rw", LO, s->port_s, "--nonblock", "--expect", "ETIMEDOUT",
 	       NULL);
 	const char *line = timed_out_line(&r, "connect");
-	dl_assert_run(&r, dl_rq_within(&r, total_ms(line), 300, dl_slack()),
+	dl_assert_run(&r, dl_rq_within(&r, dl_err_ms(line), 300, dl_slack()),
 		      "non-blocking connect: SO_ERROR ETIMEDOUT outside "
 		      "[300,%ld]", 300 + dl_slack());
 }
@@ -98,7 +90,7 @@ Test(core, deadline_request)
 	       "rw", LO, s->port_s, "--send", "hi", "--recv", "10",
 	       "--expect", "ETIMEDOUT", NULL);
 	const char *line = timed_out_line(&r, "recv");
-	dl_assert_run(&r, dl_rq_within(&r, total_ms(line), 400, dl_slack()),
+	dl_assert_run(&r, dl_rq_within(&r, dl_err_ms(line), 400, dl_slack()),
 		      "request deadline 400ms (from connect) fired outside "
 		      "[400,%ld]", 400 + dl_slack());
 }
@@ -115,7 +107,7 @@ Test(core, deadline_request_ipv6)
 	       "rw", "::1", s->port_s, "--send", "hi", "--recv", "10",
 	       "--expect", "ETIMEDOUT", NULL);
 	const char *line = timed_out_line(&r, "recv");
-	dl_assert_run(&r, dl_rq_within(&r, total_ms(line), 400, dl_slack()),
+	dl_assert_run(&r, dl_rq_within(&r, dl_err_ms(line), 400, dl_slack()),
 		      "request deadline 400ms over ::1 fired outside [400,%ld]",
 		      400 + dl_slack());
 }
@@ -155,7 +147,7 @@ Test(core, deadline_idle_vs_request_on_drip)
 	       "GET / HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n", "--expect",
 	       "ETIMEDOUT", NULL);
 	const char *line = timed_out_line(&r, "recv");
-	long ms = total_ms(line);
+	long ms = dl_err_ms(line);
 
 	dl_assert_run(&r, ms >= 700,
 		      "something fired before the 700ms request deadline "

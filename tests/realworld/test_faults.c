@@ -474,9 +474,8 @@ Test(faults, blackholed_handshake_nonblocking_poll)
 			      "connect deadline", modes[i].what);
 		/* The client's own time to the failure (its ERR line), not
 		 * the process's: start-up and exit are not the deadline's. */
-		long ms = -1;
+		long ms = dl_err_ms(dl_line(r.out, "ERR "));
 
-		sscanf(dl_line(r.out, "ERR "), "ERR %*s %ld", &ms);
 		dl_assert_run(&r, r.ms >= 300 && ms >= 300 &&
 					  ms <= 300 + f_slack(),
 			      "%s: failed after %ld ms (the process: %ld), "
