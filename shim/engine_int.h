@@ -370,6 +370,14 @@ ssize_t connect_write(int fd, struct dl_conn *c, struct dl_io *io, int began);
  * be changed by the other process at any time since. */
 extern uint16_t track_fork_epoch;
 
+/* The fork epoch now.  Every read goes through here: a fork on another
+ * thread bumps it at any time (atfork handlers), so a plain read would
+ * be a data race. */
+static inline uint16_t track_epoch_now(void)
+{
+	return __atomic_load_n(&track_fork_epoch, __ATOMIC_RELAXED);
+}
+
 /* track_shared - nonzero when c's open file may be used through another
  * number or by another process (dup, fork): then nothing cached about
  * the file is trusted.  An entry from before a fork becomes shared. */
@@ -377,9 +385,7 @@ static inline int track_shared(struct dl_conn *c)
 {
 	uint32_t st = conn_state(c);
 
-	if (__builtin_expect(CONN_LOAD(c->nb_epoch) !=
-				     __atomic_load_n(&track_fork_epoch,
-						     __ATOMIC_RELAXED) &&
+	if (__builtin_expect(CONN_LOAD(c->nb_epoch) != track_epoch_now() &&
 			     !(st & CONN_SHARED), 0)) {
 		__atomic_fetch_or(&c->st, CONN_SHARED, __ATOMIC_ACQ_REL);
 		return 1;

@@ -34,8 +34,7 @@ static inline int io_steady(const struct dl_conn *c, uint32_t st, int wrote)
 	return !(st & (CONN_EXPIRED | CONN_SHARED |
 		       (wrote ? CONN_CONNECTING : 0))) &&
 	       (!wrote || (st & (CONN_H1OFF | CONN_INBOUND))) &&
-	       CONN_LOAD(c->nb_epoch) ==
-		       __atomic_load_n(&track_fork_epoch, __ATOMIC_RELAXED) &&
+	       CONN_LOAD(c->nb_epoch) == track_epoch_now() &&
 	       !inject_on;
 }
 

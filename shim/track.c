@@ -74,7 +74,7 @@ void engine_on_socket(int fd, int domain, int type, int protocol)
 	c = fdtab_get(fd);
 	if (c) {
 		/* A new socket: nothing of the number's past applies. */
-		CONN_STORE(c->nb_epoch, track_fork_epoch);
+		CONN_STORE(c->nb_epoch, track_epoch_now());
 		CONN_STORE(c->rcvtimeo_ms, 0);
 		CONN_STORE(c->sndtimeo_ms, 0);
 	}
@@ -265,7 +265,7 @@ void engine_on_accept(int lfd, int fd, int flags)
 		if (REAL(getsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &tl) == 0)
 			CONN_STORE(c->sndtimeo_ms, timeval_ms(&tv, tl));
 	}
-	CONN_STORE(c->nb_epoch, track_fork_epoch);
+	CONN_STORE(c->nb_epoch, track_epoch_now());
 	__atomic_store_n(&c->st,
 			 CONN_SOCK | CONN_NBKNOWN | CONN_FLKNOWN |
 				 ((flags & SOCK_NONBLOCK) ? CONN_NONBLOCK : 0),

@@ -48,6 +48,11 @@
  *       fails with ETIMEDOUT, close() releases it.
  *   bulk HOST PORT --mode source|echo|sink --bytes N [--seed S]
  *       bulk transfer against stallsrv source/echo/sink, verified bytewise.
+ *   forksock [--n N]
+ *       a thread forks N times (each child exits at once) while the main
+ *       thread opens and closes TCP sockets until it is done: what a
+ *       fork's atfork handlers write, socket() reads (for TSan).
+ *       "FORKSOCK forks=<n> sockets=<n>".
  */
 #include "helpers.h"
 
@@ -1393,6 +1398,47 @@ static int cmd_bulk(void)
 /* main                                                                */
 /* ================================================================== */
 
+static atomic_int forksock_done;
+
+static void *forksock_forker(void *unused)
+{
+	(void)unused;
+	for (int i = 0; i < arg.n; i++) {
+		pid_t pid = fork();
+
+		if (pid == 0)
+			_exit(0);
+		if (pid < 0)
+			hp_die("fork: %s", strerror(errno));
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	atomic_store(&forksock_done, 1);
+	return NULL;
+}
+
+static int cmd_forksock(void)
+{
+	pthread_t t;
+	long sockets = 0;
+
+	if (arg.n <= 0)
+		arg.n = 50;
+	if (pthread_create(&t, NULL, forksock_forker, NULL))
+		hp_die("pthread_create failed");
+	while (!atomic_load(&forksock_done)) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		if (fd < 0)
+			hp_die("socket: %s", strerror(errno));
+		close(fd);
+		sockets++;
+	}
+	pthread_join(t, NULL);
+	out("FORKSOCK forks=%d sockets=%ld\n", arg.n, sockets);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(void);
@@ -1409,6 +1455,7 @@ static const struct {
 	{ "eintr", cmd_eintr, 1 },
 	{ "fdreserved", cmd_fdreserved, 1 },
 	{ "bulk", cmd_bulk, 1 },
+	{ "forksock", cmd_forksock, 0 },
 };
 
 static void usage(void)

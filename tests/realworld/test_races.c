@@ -116,6 +116,25 @@ Test(races, fork_with_threads)
 	dl_result_free(&r);
 }
 
+/* A fork on one thread while another opens sockets: the atfork handlers
+ * bump the fork epoch that socket() copies into the new entry.  The
+ * stress run found it once (a plain read against the handler's atomic
+ * write); this makes the two meet every time. */
+Test(races, fork_while_opening_sockets)
+{
+	struct dl_result r;
+	int races = run_tsan(&r, "dlclient forksock",
+			     DL_V(tsan_path("helpers/dlclient"), "forksock",
+				  "--n", "40"),
+			     "DEADLINE_CONNECT_TIMEOUT=1s", NULL, 60000);
+
+	dl_assert_run(&r, r.exited && r.code == 0 &&
+				  dl_line(r.out, "FORKSOCK forks=40 "),
+		      "dlclient forksock under the TSan shim did not finish");
+	cr_assert_eq(races, 0, "data races in the shim (see the log above)");
+	dl_result_free(&r);
+}
+
 Test(races, stress_scaled_down)
 {
 	struct dl_server *echo = dl_stallsrv("echo", NULL);
