@@ -1395,7 +1395,7 @@ static int cmd_bulk(void)
 }
 
 /* ================================================================== */
-/* main                                                                */
+/* forksock                                                            */
 /* ================================================================== */
 
 static atomic_int forksock_done;
@@ -1438,6 +1438,10 @@ static int cmd_forksock(void)
 	out("FORKSOCK forks=%d sockets=%ld\n", arg.n, sockets);
 	return 0;
 }
+
+/* ================================================================== */
+/* main                                                                */
+/* ================================================================== */
 
 static const struct {
 	const char *name;
