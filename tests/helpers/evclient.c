@@ -738,6 +738,9 @@ static void slot_event(int ep, struct slot *s, int i, uint32_t events,
 		s->state = C_ARMED;
 		return;
 	}
+	if (s->state == C_CONNECTING)
+		bad("%d ended before its connect completed (events=%#x): no "
+		    "start, no latency\n", i, events);
 	if (!(events & (EPOLLERR | EPOLLHUP)))
 		bad("%d events=%#x without ERR/HUP\n", i, events);
 	s->event = now;
